@@ -1,0 +1,1 @@
+//! C ABI for Shardline (filled in by the C ABI issue).

@@ -1,0 +1,1 @@
+//! Python bindings for Shardline (filled in by the Python issue).

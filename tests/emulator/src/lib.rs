@@ -1,0 +1,1 @@
+//! The Shardline emulator (filled in by the emulator issue).

@@ -1,0 +1,1 @@
+//! Helpers for integration tests: starting local servers on free loopback ports.
