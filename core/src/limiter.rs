@@ -1,0 +1,356 @@
+//! Per-shard (and per-delivery-stream) rate limiting: token buckets for
+//! bytes and records, and the adaptive rate that reacts to throttling.
+//!
+//! The KPL limits at a fixed `RateLimit`% of the shard quota, never reacts
+//! to `ProvisionedThroughputExceeded`, and skips limiting when aggregation
+//! is off. Shardline limits in every mode and adapts: a throttled shard's
+//! rate is cut multiplicatively, and raised again while puts succeed — fast
+//! while far below the rate that last throttled, slowly near it — so that a
+//! lone producer settles just under the shard's capacity and several
+//! producers sharing a shard converge on a fair share instead of
+//! throttling each other.
+
+use std::time::{Duration, Instant};
+
+/// How much a bucket may hold, in seconds of its rate. Small, so that a
+/// burst after an idle spell cannot push a rolling one-second window much
+/// past the quota.
+const BURST_SECONDS: f64 = 0.1;
+/// Multiplicative decrease on throttling.
+const DECREASE_FACTOR: f64 = 0.85;
+/// Throttles closer together than this are one congestion event (one
+/// response often throttles many entries).
+const DECREASE_HOLDOFF: Duration = Duration::from_millis(300);
+/// Rate recovery per second of successful sending, as a fraction of the
+/// quota: fast when well below the last throttling point, slow near it.
+const FAST_INCREASE_PER_SECOND: f64 = 0.20;
+const SLOW_INCREASE_PER_SECOND: f64 = 0.01;
+/// Never go below this fraction of the quota, so a shard always drains.
+const MIN_FRACTION: f64 = 0.02;
+
+/// A token bucket that may go into debt: a record larger than the bucket
+/// can still go once the bucket is full, and later takers wait for the
+/// debt to be repaid. This keeps the long-run rate exact for any record
+/// size.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenBucket {
+    per_second: f64,
+    capacity: f64,
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+impl TokenBucket {
+    pub(crate) fn new(per_second: f64, now: Instant) -> Self {
+        let capacity = (per_second * BURST_SECONDS).max(1.0);
+        TokenBucket {
+            per_second,
+            capacity,
+            tokens: capacity,
+            refilled_at: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.refilled_at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
+        self.refilled_at = now;
+    }
+
+    /// True if `amount` may be taken now.
+    pub(crate) fn ready(&mut self, amount: f64, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= amount.min(self.capacity)
+    }
+
+    pub(crate) fn take(&mut self, amount: f64) {
+        self.tokens -= amount;
+    }
+
+    /// How long until `amount` may be taken.
+    pub(crate) fn wait_for(&mut self, amount: f64, now: Instant) -> Duration {
+        self.refill(now);
+        let missing = amount.min(self.capacity) - self.tokens;
+        if missing <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(missing / self.per_second)
+        }
+    }
+
+    pub(crate) fn set_rate(&mut self, per_second: f64, now: Instant) {
+        self.refill(now);
+        self.per_second = per_second.max(f64::MIN_POSITIVE);
+        self.capacity = (per_second * BURST_SECONDS).max(1.0);
+        self.tokens = self.tokens.min(self.capacity);
+    }
+}
+
+/// Quotas a limiter enforces, in units per second at 100% of the quota.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Quota {
+    pub(crate) bytes_per_second: u64,
+    pub(crate) records_per_second: u64,
+    /// Firehose limits requests too; a Kinesis shard does not.
+    pub(crate) requests_per_second: Option<u64>,
+}
+
+/// The limiter of one shard (or one Firehose delivery stream).
+#[derive(Debug, Clone)]
+pub(crate) struct RateLimiter {
+    quota: Quota,
+    bytes: TokenBucket,
+    records: TokenBucket,
+    requests: Option<TokenBucket>,
+    /// Current rate as a fraction of the quota.
+    fraction: f64,
+    /// Upper bound of `fraction` (`rate_limit` / 100).
+    max_fraction: f64,
+    adaptive: bool,
+    /// Fraction at which the shard last throttled us.
+    throttled_at_fraction: Option<f64>,
+    last_decrease: Option<Instant>,
+    last_increase: Instant,
+    throttle_events: u64,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(quota: Quota, rate_limit_percent: u32, adaptive: bool, now: Instant) -> Self {
+        let max_fraction = f64::from(rate_limit_percent) / 100.0;
+        // Adaptive limiting starts at the quota (a lone producer needs no
+        // more); fixed limiting runs at the configured cap, like the KPL.
+        let fraction = if adaptive {
+            max_fraction.min(1.0)
+        } else {
+            max_fraction
+        };
+        let mut limiter = RateLimiter {
+            quota,
+            bytes: TokenBucket::new(1.0, now),
+            records: TokenBucket::new(1.0, now),
+            requests: quota.requests_per_second.map(|_| TokenBucket::new(1.0, now)),
+            fraction,
+            max_fraction,
+            adaptive,
+            throttled_at_fraction: None,
+            last_decrease: None,
+            last_increase: now,
+            throttle_events: 0,
+        };
+        limiter.apply_fraction(now);
+        limiter.bytes.tokens = limiter.bytes.capacity;
+        limiter.records.tokens = limiter.records.capacity;
+        if let Some(r) = &mut limiter.requests {
+            r.tokens = r.capacity;
+        }
+        limiter
+    }
+
+    fn apply_fraction(&mut self, now: Instant) {
+        let f = self.fraction;
+        self.bytes.set_rate(self.quota.bytes_per_second as f64 * f, now);
+        self.records.set_rate(self.quota.records_per_second as f64 * f, now);
+        if let (Some(bucket), Some(rps)) = (&mut self.requests, self.quota.requests_per_second) {
+            bucket.set_rate(rps as f64 * f, now);
+        }
+    }
+
+    /// True if one record of `bytes` may be sent now.
+    pub(crate) fn ready(&mut self, bytes: usize, now: Instant) -> bool {
+        self.bytes.ready(bytes as f64, now) && self.records.ready(1.0, now)
+    }
+
+    /// Accounts one record of `bytes` as sent.
+    pub(crate) fn take(&mut self, bytes: usize) {
+        self.bytes.take(bytes as f64);
+        self.records.take(1.0);
+    }
+
+    /// True if a request may start now (always, without a request quota).
+    pub(crate) fn request_ready(&mut self, now: Instant) -> bool {
+        self.requests.as_mut().is_none_or(|b| b.ready(1.0, now))
+    }
+
+    pub(crate) fn take_request(&mut self) {
+        if let Some(b) = &mut self.requests {
+            b.take(1.0);
+        }
+    }
+
+    /// How long until a record of `bytes` (and a request slot, if limited)
+    /// may go.
+    pub(crate) fn wait_for(&mut self, bytes: usize, now: Instant) -> Duration {
+        let mut wait = self
+            .bytes
+            .wait_for(bytes as f64, now)
+            .max(self.records.wait_for(1.0, now));
+        if let Some(b) = &mut self.requests {
+            wait = wait.max(b.wait_for(1.0, now));
+        }
+        wait
+    }
+
+    /// The shard throttled us: cut the rate (once per congestion event).
+    pub(crate) fn on_throttled(&mut self, now: Instant) {
+        self.throttle_events += 1;
+        if !self.adaptive {
+            return;
+        }
+        if self
+            .last_decrease
+            .is_some_and(|t| now.saturating_duration_since(t) < DECREASE_HOLDOFF)
+        {
+            return;
+        }
+        self.throttled_at_fraction = Some(self.fraction);
+        self.fraction = (self.fraction * DECREASE_FACTOR).max(MIN_FRACTION);
+        self.last_decrease = Some(now);
+        self.last_increase = now;
+        self.apply_fraction(now);
+    }
+
+    /// Puts to this shard are succeeding: raise the rate towards the cap.
+    pub(crate) fn on_success(&mut self, now: Instant) {
+        if !self.adaptive || self.fraction >= self.max_fraction {
+            self.last_increase = now;
+            return;
+        }
+        let elapsed = now.saturating_duration_since(self.last_increase).as_secs_f64();
+        if elapsed < 0.05 {
+            return;
+        }
+        let near_last_throttle = self
+            .throttled_at_fraction
+            .is_some_and(|t| self.fraction >= t * 0.95);
+        let step = if near_last_throttle {
+            SLOW_INCREASE_PER_SECOND
+        } else {
+            FAST_INCREASE_PER_SECOND
+        };
+        self.fraction = (self.fraction + step * elapsed).min(self.max_fraction);
+        self.last_increase = now;
+        self.apply_fraction(now);
+    }
+
+    /// The current rate as a fraction of the quota (1.0 = 100%).
+    pub(crate) fn fraction(&self) -> f64 {
+        self.fraction
+    }
+
+    /// How many times this shard has throttled us.
+    #[cfg(test)]
+    pub(crate) fn throttle_events(&self) -> u64 {
+        self.throttle_events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn shard_quota() -> Quota {
+        Quota {
+            bytes_per_second: MIB,
+            records_per_second: 1000,
+            requests_per_second: None,
+        }
+    }
+
+    /// Sends as fast as the limiter allows for `seconds` of fake time and
+    /// returns (bytes, records) sent.
+    fn drive(limiter: &mut RateLimiter, record_bytes: usize, seconds: f64) -> (u64, u64) {
+        let start = Instant::now();
+        let mut now = start;
+        let (mut bytes, mut records) = (0u64, 0u64);
+        while now.duration_since(start).as_secs_f64() < seconds {
+            if limiter.ready(record_bytes, now) {
+                limiter.take(record_bytes);
+                bytes += record_bytes as u64;
+                records += 1;
+            } else {
+                now += limiter.wait_for(record_bytes, now).max(Duration::from_micros(10));
+            }
+        }
+        (bytes, records)
+    }
+
+    #[test]
+    fn byte_quota_paces_large_records() {
+        let mut limiter = RateLimiter::new(shard_quota(), 100, false, Instant::now());
+        let (bytes, _) = drive(&mut limiter, 50 * 1024, 10.0);
+        let rate = bytes as f64 / 10.0 / MIB as f64;
+        assert!((0.98..=1.03).contains(&rate), "{rate} MiB/s");
+    }
+
+    #[test]
+    fn record_quota_paces_small_records() {
+        let mut limiter = RateLimiter::new(shard_quota(), 100, false, Instant::now());
+        let (_, records) = drive(&mut limiter, 100, 10.0);
+        let rate = records as f64 / 10.0;
+        assert!((980.0..=1030.0).contains(&rate), "{rate} records/s");
+    }
+
+    #[test]
+    fn records_larger_than_the_bucket_still_go_at_the_quota() {
+        let mut limiter = RateLimiter::new(shard_quota(), 100, false, Instant::now());
+        let (bytes, _) = drive(&mut limiter, MIB as usize, 10.0);
+        let rate = bytes as f64 / 10.0 / MIB as f64;
+        assert!((0.9..=1.11).contains(&rate), "{rate} MiB/s");
+    }
+
+    #[test]
+    fn rate_limit_percent_scales_the_fixed_rate() {
+        let mut limiter = RateLimiter::new(shard_quota(), 150, false, Instant::now());
+        let (_, records) = drive(&mut limiter, 100, 10.0);
+        let rate = records as f64 / 10.0;
+        assert!((1470.0..=1540.0).contains(&rate), "{rate} records/s");
+    }
+
+    #[test]
+    fn throttling_cuts_once_per_event_and_success_recovers() {
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(shard_quota(), 150, true, start);
+        assert_eq!(limiter.fraction(), 1.0);
+        limiter.on_throttled(start);
+        limiter.on_throttled(start + Duration::from_millis(10));
+        assert!((limiter.fraction() - DECREASE_FACTOR).abs() < 1e-9);
+        // Recovers slowly near the point that throttled, and never past the cap.
+        let mut now = start;
+        for _ in 0..100 {
+            now += Duration::from_millis(100);
+            limiter.on_success(now);
+        }
+        assert!(limiter.fraction() > DECREASE_FACTOR);
+        assert!(limiter.fraction() <= 1.5);
+        for _ in 0..10_000 {
+            now += Duration::from_millis(100);
+            limiter.on_success(now);
+        }
+        assert_eq!(limiter.fraction(), 1.5);
+    }
+
+    #[test]
+    fn fixed_mode_ignores_throttling() {
+        let now = Instant::now();
+        let mut limiter = RateLimiter::new(shard_quota(), 150, false, now);
+        limiter.on_throttled(now);
+        assert_eq!(limiter.fraction(), 1.5);
+        assert_eq!(limiter.throttle_events(), 1);
+    }
+
+    #[test]
+    fn request_quota_is_enforced_when_present() {
+        let now = Instant::now();
+        let quota = Quota {
+            requests_per_second: Some(10),
+            ..shard_quota()
+        };
+        let mut limiter = RateLimiter::new(quota, 100, false, now);
+        assert!(limiter.request_ready(now));
+        limiter.take_request();
+        assert!(!limiter.request_ready(now));
+        assert!(limiter.request_ready(now + Duration::from_millis(100)));
+    }
+}

@@ -1,0 +1,173 @@
+//! The producer's memory bound: bytes and records held between `send` and
+//! completion. Reserving is two atomic adds on the hot path; only callers
+//! that must wait touch a lock.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+#[derive(Debug)]
+pub(crate) struct Capacity {
+    max_bytes: usize,
+    max_records: usize,
+    bytes: AtomicUsize,
+    records: AtomicUsize,
+    waiters: AtomicUsize,
+    /// Wakes async waiters (senders, flush, close).
+    changed: tokio::sync::Notify,
+    /// Wakes blocking waiters.
+    lock: Mutex<()>,
+    condvar: Condvar,
+}
+
+impl Capacity {
+    pub(crate) fn new(max_bytes: usize, max_records: usize) -> Self {
+        Capacity {
+            max_bytes,
+            max_records,
+            bytes: AtomicUsize::new(0),
+            records: AtomicUsize::new(0),
+            waiters: AtomicUsize::new(0),
+            changed: tokio::sync::Notify::new(),
+            lock: Mutex::new(()),
+            condvar: Condvar::new(),
+        }
+    }
+
+    /// Reserves room for one record of `bytes`, if there is room. A record
+    /// larger than the whole byte cap is let in when the buffer is empty,
+    /// so that it can never wait forever.
+    pub(crate) fn try_reserve(&self, bytes: usize) -> bool {
+        let records_before = self.records.fetch_add(1, AcqRel);
+        if records_before >= self.max_records {
+            self.records.fetch_sub(1, AcqRel);
+            return false;
+        }
+        let bytes_before = self.bytes.fetch_add(bytes, AcqRel);
+        if bytes_before + bytes > self.max_bytes && bytes_before > 0 {
+            self.bytes.fetch_sub(bytes, AcqRel);
+            self.records.fetch_sub(1, AcqRel);
+            self.wake();
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn release(&self, bytes: usize) {
+        self.bytes.fetch_sub(bytes, AcqRel);
+        self.records.fetch_sub(1, AcqRel);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if self.waiters.load(Acquire) > 0 {
+            self.changed.notify_waiters();
+            let _guard = self.lock.lock();
+            self.condvar.notify_all();
+        }
+    }
+
+    /// Records reserved and not yet released.
+    pub(crate) fn records(&self) -> usize {
+        self.records.load(Acquire)
+    }
+
+    /// Bytes reserved and not yet released.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.load(Acquire)
+    }
+
+    /// Waits (async) until `ready()` holds. `ready` is re-checked after
+    /// every release.
+    pub(crate) async fn wait_until(&self, mut ready: impl FnMut() -> bool) {
+        self.waiters.fetch_add(1, AcqRel);
+        let _guard = WaiterGuard(&self.waiters);
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if ready() {
+                return;
+            }
+            // Releases are the only event that changes the answer, but a
+            // periodic re-check keeps a lost wake-up from hanging anyone.
+            let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+        }
+    }
+
+    /// Blocks the thread until `ready()` holds or `deadline` passes;
+    /// returns whether it holds.
+    pub(crate) fn block_until(&self, deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> bool {
+        self.waiters.fetch_add(1, AcqRel);
+        let _guard = WaiterGuard(&self.waiters);
+        let mut guard = self.lock.lock();
+        loop {
+            if ready() {
+                return true;
+            }
+            let slice = Duration::from_millis(50);
+            let wait = match deadline {
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    (d - now).min(slice)
+                }
+                None => slice,
+            };
+            self.condvar.wait_for(&mut guard, wait);
+        }
+    }
+}
+
+struct WaiterGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_bytes_and_records() {
+        let c = Capacity::new(100, 3);
+        assert!(c.try_reserve(60));
+        assert!(!c.try_reserve(60), "over the byte cap");
+        assert!(c.try_reserve(40));
+        assert!(c.try_reserve(0));
+        assert!(!c.try_reserve(0), "over the record cap");
+        c.release(60);
+        assert!(c.try_reserve(10));
+        assert_eq!((c.records(), c.bytes()), (3, 50));
+    }
+
+    #[test]
+    fn an_oversized_record_fits_an_empty_buffer() {
+        let c = Capacity::new(100, 10);
+        assert!(c.try_reserve(1000));
+        assert!(!c.try_reserve(1));
+        c.release(1000);
+        assert!(c.try_reserve(1));
+    }
+
+    #[test]
+    fn blocking_waiters_wake_on_release() {
+        let c = std::sync::Arc::new(Capacity::new(100, 1));
+        assert!(c.try_reserve(1));
+        let c2 = c.clone();
+        let t = std::thread::spawn(move || {
+            c2.block_until(Some(Instant::now() + Duration::from_secs(5)), || c2.try_reserve(1))
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        c.release(1);
+        assert!(t.join().unwrap());
+        assert!(!c.block_until(Some(Instant::now() + Duration::from_millis(10)), || c.try_reserve(1)));
+    }
+}

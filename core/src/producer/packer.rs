@@ -1,0 +1,198 @@
+//! How user records become service records: KPL aggregation (Kinesis),
+//! newline packing (Firehose), or one record each.
+
+use bytes::{BufMut, BytesMut};
+
+use crate::aggregation::Aggregator;
+use crate::config::FirehoseFraming;
+use crate::record::UserRecord;
+use crate::sink::OutRecord;
+
+/// The packing chosen for a stream, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Packing {
+    /// KPL aggregates of at most `max_size` bytes and `max_count` records.
+    Kpl { max_size: usize, max_count: usize },
+    /// Firehose records of user records each ending in `\n`, up to
+    /// `max_size` bytes.
+    Lines { max_size: usize },
+    /// One service record per user record.
+    Single { framing: FirehoseFraming },
+}
+
+/// Collects the user records of one shard until they make a service record.
+#[derive(Debug)]
+pub(crate) enum Packer {
+    Kpl(Aggregator),
+    Lines { max_size: usize, size: usize, records: Vec<UserRecord> },
+    Single { framing: FirehoseFraming, record: Option<UserRecord> },
+}
+
+/// A finished service record.
+pub(crate) struct Packed {
+    pub(crate) record: OutRecord,
+    pub(crate) aggregated: bool,
+}
+
+impl Packer {
+    pub(crate) fn new(packing: Packing) -> Self {
+        match packing {
+            Packing::Kpl { max_size, max_count } => Packer::Kpl(Aggregator::new(max_size, max_count)),
+            Packing::Lines { max_size } => Packer::Lines {
+                max_size,
+                size: 0,
+                records: Vec::new(),
+            },
+            Packing::Single { framing } => Packer::Single {
+                framing,
+                record: None,
+            },
+        }
+    }
+
+    /// Adds the record unless it would overflow; an empty packer takes any.
+    pub(crate) fn try_add(&mut self, record: UserRecord) -> Result<(), UserRecord> {
+        match self {
+            Packer::Kpl(a) => a.try_add(record),
+            Packer::Lines { max_size, size, records } => {
+                let framed = line_len(&record);
+                if !records.is_empty() && *size + framed > *max_size {
+                    return Err(record);
+                }
+                *size += framed;
+                records.push(record);
+                Ok(())
+            }
+            Packer::Single { record: slot, .. } => {
+                if slot.is_some() {
+                    return Err(record);
+                }
+                *slot = Some(record);
+                Ok(())
+            }
+        }
+    }
+
+    /// True when nothing more can be added (so the record should go now).
+    pub(crate) fn is_full(&self) -> bool {
+        match self {
+            Packer::Single { record, .. } => record.is_some(),
+            _ => false,
+        }
+    }
+
+    /// The service record made of what was added; `None` when empty.
+    pub(crate) fn take(&mut self) -> Option<Packed> {
+        match self {
+            Packer::Kpl(a) => a.take().map(|(kinesis_record, _users)| Packed {
+                aggregated: kinesis_record.aggregated,
+                record: OutRecord {
+                    partition_key: kinesis_record.partition_key,
+                    explicit_hash_key: kinesis_record.explicit_hash_key,
+                    data: kinesis_record.data,
+                },
+            }),
+            Packer::Lines { size, records, .. } => {
+                if records.is_empty() {
+                    return None;
+                }
+                let mut data = BytesMut::with_capacity(*size);
+                for r in records.iter() {
+                    data.put_slice(r.data());
+                    if !r.data().ends_with(b"\n") {
+                        data.put_u8(b'\n');
+                    }
+                }
+                let aggregated = records.len() > 1;
+                let first_key = records[0].partition_key().to_owned();
+                records.clear();
+                *size = 0;
+                Some(Packed {
+                    record: OutRecord {
+                        partition_key: first_key,
+                        explicit_hash_key: None,
+                        data: data.freeze(),
+                    },
+                    aggregated,
+                })
+            }
+            Packer::Single { framing, record } => {
+                let record = record.take()?;
+                let (partition_key, explicit_hash_key, data) = record.into_parts();
+                let data = match framing {
+                    FirehoseFraming::Newline if !data.ends_with(b"\n") => {
+                        let mut framed = BytesMut::with_capacity(data.len() + 1);
+                        framed.put_slice(&data);
+                        framed.put_u8(b'\n');
+                        framed.freeze()
+                    }
+                    _ => data,
+                };
+                Some(Packed {
+                    record: OutRecord {
+                        partition_key,
+                        explicit_hash_key: explicit_hash_key.map(|k| k.to_string()),
+                        data,
+                    },
+                    aggregated: false,
+                })
+            }
+        }
+    }
+
+    /// Takes the user records back out without packing them (for re-routing
+    /// after the shard map changed).
+    pub(crate) fn drain_user_records(&mut self) -> Vec<UserRecord> {
+        match self {
+            Packer::Kpl(a) => a.take().map(|(_, users)| users).unwrap_or_default(),
+            Packer::Lines { size, records, .. } => {
+                *size = 0;
+                std::mem::take(records)
+            }
+            Packer::Single { record, .. } => record.take().into_iter().collect(),
+        }
+    }
+}
+
+/// Size of a user record inside a packed Firehose record.
+pub(crate) fn line_len(record: &UserRecord) -> usize {
+    let data = record.data();
+    data.len() + usize::from(!data.ends_with(b"\n"))
+}
+
+/// The size a user record will have on the wire as a Firehose record.
+pub(crate) fn firehose_record_len(record: &UserRecord, packing: Packing) -> usize {
+    match packing {
+        Packing::Lines { .. }
+        | Packing::Single {
+            framing: FirehoseFraming::Newline,
+        } => line_len(record),
+        _ => record.data().len(),
+    }
+}
+
+/// Recovers the user records carried by a service record.
+pub(crate) fn unpack(record: &OutRecord, aggregated: bool) -> crate::Result<Vec<UserRecord>> {
+    if !aggregated {
+        let mut user = UserRecord::new(record.partition_key.clone(), record.data.clone());
+        if let Some(key) = &record.explicit_hash_key {
+            user = user.with_explicit_hash_key_str(key)?;
+        }
+        return Ok(vec![user]);
+    }
+    crate::aggregation::deaggregate(
+        &record.partition_key,
+        record.explicit_hash_key.as_deref(),
+        &record.data,
+    )?
+    .into_iter()
+    .map(|d| {
+        let user = UserRecord::new(d.partition_key, d.data);
+        match d.explicit_hash_key {
+            Some(key) => user.with_explicit_hash_key_str(&key),
+            None => Ok(user),
+        }
+    })
+    .collect()
+}
+

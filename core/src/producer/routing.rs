@@ -1,0 +1,210 @@
+//! The caller's side of a stream's pipeline: hash the record, predict its
+//! shard from the shard map, and add it to that shard's packer. This runs
+//! on the thread that calls `send`, so aggregation scales with the callers
+//! and no channel hop is paid per record.
+//!
+//! The shard map and the per-shard buffers are replaced together when the
+//! map changes: the old set is marked retired and drained by the
+//! dispatcher, and a caller that finds its buffer retired simply routes
+//! again with the new map.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc;
+
+use super::envelope::Envelope;
+use super::packer::{Packer, Packing};
+use super::ticket::{Accounting, Ticket};
+use crate::metrics::StreamMetrics;
+use crate::record::UserRecord;
+use crate::shard_map::ShardMap;
+
+/// Messages from callers (and from the dispatcher to itself) to a stream's
+/// dispatcher.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// A sealed service record, ready to be collected into a request.
+    Envelope(Envelope),
+    /// Records are waiting for the first shard map.
+    Unrouted,
+    /// Something changed (a flush started): look again.
+    Wake,
+    /// Fail whatever is left and stop once nothing is in flight.
+    Shutdown,
+}
+
+/// One shard's buffer: a packer and the tickets of the records in it, in
+/// the same order.
+#[derive(Debug)]
+pub(crate) struct ShardBuffer {
+    pub(crate) packer: Packer,
+    pub(crate) tickets: Vec<Ticket>,
+    pub(crate) oldest: Option<Instant>,
+}
+
+impl ShardBuffer {
+    fn new(packing: Packing) -> Self {
+        ShardBuffer {
+            packer: Packer::new(packing),
+            tickets: Vec::new(),
+            oldest: None,
+        }
+    }
+
+    /// Swaps the contents out for sealing outside the lock.
+    pub(crate) fn take_contents(&mut self, packing: Packing) -> Option<(Packer, Vec<Ticket>)> {
+        if self.tickets.is_empty() {
+            return None;
+        }
+        self.oldest = None;
+        Some((
+            std::mem::replace(&mut self.packer, Packer::new(packing)),
+            std::mem::take(&mut self.tickets),
+        ))
+    }
+}
+
+/// A shard map with one buffer per open shard.
+#[derive(Debug)]
+pub(crate) struct Routing {
+    pub(crate) map: Option<Arc<ShardMap>>,
+    pub(crate) shard_ids: Vec<Arc<str>>,
+    pub(crate) buffers: Vec<Mutex<ShardBuffer>>,
+    /// Records that arrived before the first shard map.
+    pub(crate) unrouted: Mutex<Vec<(UserRecord, Ticket)>>,
+    pub(crate) retired: AtomicBool,
+}
+
+impl Routing {
+    pub(crate) fn new(map: Option<Arc<ShardMap>>, packing: Packing) -> Self {
+        let shard_ids: Vec<Arc<str>> = map
+            .iter()
+            .flat_map(|m| m.shards())
+            .map(|s| Arc::from(s.shard_id.as_str()))
+            .collect();
+        let buffers = shard_ids
+            .iter()
+            .map(|_| Mutex::new(ShardBuffer::new(packing)))
+            .collect();
+        Routing {
+            map,
+            shard_ids,
+            buffers,
+            unrouted: Mutex::new(Vec::new()),
+            retired: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The shared part of one stream's pipeline.
+#[derive(Debug)]
+pub(crate) struct StreamPipeline {
+    pub(crate) name: Arc<str>,
+    pub(crate) routing: RwLock<Arc<Routing>>,
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
+    pub(crate) metrics: Arc<StreamMetrics>,
+    pub(crate) accounting: Arc<Accounting>,
+    pub(crate) packing: Packing,
+    pub(crate) max_buffered_time: Duration,
+    pub(crate) record_ttl: Duration,
+}
+
+impl StreamPipeline {
+    /// Adds a record to the buffer of the shard it is predicted for; seals
+    /// and hands the buffer to the dispatcher when it is full.
+    pub(crate) fn route(&self, record: UserRecord, ticket: Ticket) {
+        let mut item = Some((record, ticket));
+        loop {
+            let routing = self.routing.read().clone();
+            let Some(map) = &routing.map else {
+                let mut unrouted = routing.unrouted.lock();
+                if routing.retired.load(Ordering::Acquire) {
+                    continue;
+                }
+                let was_empty = unrouted.is_empty();
+                unrouted.push(item.take().expect("routed once"));
+                drop(unrouted);
+                if was_empty {
+                    let _ = self.commands.send(Command::Unrouted);
+                }
+                return;
+            };
+            let (record, ticket) = item.take().expect("routed once");
+            let index = map.lookup_index(ticket.hash_key);
+            let mut buffer = routing.buffers[index].lock();
+            // Checked under the buffer lock: the dispatcher retires a
+            // routing before it drains the buffers, so a record added here
+            // is either drained or sees the flag and goes round again.
+            if routing.retired.load(Ordering::Acquire) {
+                item = Some((record, ticket));
+                continue;
+            }
+            let sealed = self.add(&mut buffer, record, ticket);
+            drop(buffer);
+            for (packer, tickets) in sealed.into_iter().flatten() {
+                self.send_sealed(routing.shard_ids[index].clone(), packer, tickets);
+            }
+            return;
+        }
+    }
+
+    /// Adds to a locked buffer; returns what became full (at most two: the
+    /// previous contents, and this record if it fills a packer alone).
+    fn add(
+        &self,
+        buffer: &mut ShardBuffer,
+        record: UserRecord,
+        ticket: Ticket,
+    ) -> [Option<(Packer, Vec<Ticket>)>; 2] {
+        let mut sealed = [None, None];
+        let record = match buffer.packer.try_add(record) {
+            Ok(()) => None,
+            Err(record) => Some(record),
+        };
+        if let Some(record) = record {
+            sealed[0] = buffer.take_contents(self.packing);
+            // An empty packer takes any record.
+            if buffer.packer.try_add(record).is_err() {
+                unreachable!("an empty packer accepts any record");
+            }
+        }
+        if buffer.oldest.is_none() {
+            buffer.oldest = Some(ticket.received_at);
+        }
+        buffer.tickets.push(ticket);
+        if buffer.packer.is_full() {
+            sealed[1] = buffer.take_contents(self.packing);
+        }
+        sealed
+    }
+
+    /// Seals a packer's contents into an envelope for the dispatcher.
+    pub(crate) fn send_sealed(&self, shard_id: Arc<str>, packer: Packer, tickets: Vec<Ticket>) {
+        if let Some(envelope) = self.seal(shard_id, packer, tickets, Instant::now()) {
+            // The dispatcher outlives every sender; if it is gone the
+            // envelope's tickets complete as closed when dropped.
+            let _ = self.commands.send(Command::Envelope(envelope));
+        }
+    }
+
+    pub(crate) fn seal(
+        &self,
+        shard_id: Arc<str>,
+        mut packer: Packer,
+        tickets: Vec<Ticket>,
+        now: Instant,
+    ) -> Option<Envelope> {
+        let packed = packer.take()?;
+        Some(Envelope::new(
+            packed,
+            tickets,
+            shard_id,
+            self.max_buffered_time,
+            self.record_ttl,
+            now,
+        ))
+    }
+}

@@ -1,0 +1,195 @@
+//! A ticket travels with each user record through the pipeline and
+//! completes it exactly once: the one place a record's result is
+//! delivered, its buffer space released and its metrics counted.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::capacity::Capacity;
+use crate::completion::{Attempt, DeliveryError, DeliveryReport, FailureKind};
+use crate::metrics::StreamMetrics;
+
+/// The result of one record: stored, or not and why.
+pub type DeliveryResult = Result<DeliveryReport, DeliveryError>;
+
+/// A delivery callback. It runs on a producer thread; it must not block
+/// for long. A panic inside it is caught and logged.
+pub type DeliveryCallback = Box<dyn FnOnce(DeliveryResult) + Send + 'static>;
+
+pub(crate) enum Notify {
+    Future(oneshot::Sender<DeliveryResult>),
+    Callback(DeliveryCallback),
+}
+
+/// What the pipeline knows about one user record besides its bytes.
+pub(crate) struct Ticket {
+    notify: Option<Notify>,
+    pub(crate) received_at: Instant,
+    pub(crate) hash_key: u128,
+    /// Bytes reserved in the producer's buffer for this record.
+    pub(crate) reserved_bytes: usize,
+    pub(crate) attempts: Vec<Attempt>,
+    accounting: Arc<Accounting>,
+}
+
+/// What a completion must update.
+#[derive(Debug)]
+pub(crate) struct Accounting {
+    pub(crate) capacity: Arc<Capacity>,
+    pub(crate) metrics: Arc<StreamMetrics>,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("received_at", &self.received_at)
+            .field("attempts", &self.attempts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ticket {
+    pub(crate) fn new(
+        notify: Notify,
+        hash_key: u128,
+        reserved_bytes: usize,
+        accounting: Arc<Accounting>,
+    ) -> Self {
+        Ticket {
+            notify: Some(notify),
+            received_at: Instant::now(),
+            hash_key,
+            reserved_bytes,
+            attempts: Vec::new(),
+            accounting,
+        }
+    }
+
+    /// When this record's `record_ttl` runs out.
+    pub(crate) fn deadline(&self, ttl: Duration) -> Instant {
+        self.received_at + ttl
+    }
+
+    pub(crate) fn succeed(mut self, shard_id: Option<String>, sequence_number: String, aggregated: bool) {
+        let attempts = std::mem::take(&mut self.attempts);
+        self.finish(Ok(DeliveryReport {
+            shard_id,
+            sequence_number,
+            attempts,
+            aggregated,
+        }));
+    }
+
+    pub(crate) fn fail(mut self, kind: FailureKind, code: Option<String>, message: String) {
+        let m = &self.accounting.metrics;
+        m.user_records_failed.fetch_add(1, Relaxed);
+        if kind == FailureKind::Expired {
+            m.user_record_expired.fetch_add(1, Relaxed);
+        }
+        let attempts = std::mem::take(&mut self.attempts);
+        self.finish(Err(DeliveryError {
+            kind,
+            code,
+            message,
+            attempts,
+        }));
+    }
+
+    fn finish(&mut self, result: DeliveryResult) {
+        let Some(notify) = self.notify.take() else {
+            return;
+        };
+        // Release first: a callback that sends again must find room.
+        self.accounting.capacity.release(self.reserved_bytes);
+        match notify {
+            Notify::Future(tx) => {
+                // The caller may have dropped the future; that is their
+                // choice, not a lost record.
+                let _ = tx.send(result);
+            }
+            Notify::Callback(callback) => {
+                if catch_unwind(AssertUnwindSafe(|| callback(result))).is_err() {
+                    tracing::error!("a delivery callback panicked; the panic was contained");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Ticket {
+    /// A ticket that reaches the end of its life without a result (a bug, or
+    /// a panic unwinding the pipeline) still completes: nothing is dropped
+    /// silently.
+    fn drop(&mut self) {
+        if self.notify.is_some() {
+            self.accounting
+                .metrics
+                .user_records_failed
+                .fetch_add(1, Relaxed);
+            let attempts = std::mem::take(&mut self.attempts);
+            self.finish(Err(DeliveryError {
+                kind: FailureKind::Closed,
+                code: None,
+                message: "the producer dropped this record before it completed".into(),
+                attempts,
+            }));
+        }
+    }
+}
+
+/// Resolves to the record's [`DeliveryResult`] once the service has stored
+/// it or it has failed for good.
+///
+/// Dropping the future does not cancel the record: it is still delivered.
+#[derive(Debug)]
+#[must_use = "a DeliveryFuture tells whether the record was stored; drop it only if you don't care"]
+pub struct DeliveryFuture {
+    rx: oneshot::Receiver<DeliveryResult>,
+}
+
+impl DeliveryFuture {
+    pub(crate) fn new(rx: oneshot::Receiver<DeliveryResult>) -> Self {
+        DeliveryFuture { rx }
+    }
+
+    /// Blocks the current thread until the result is known. Do not call it
+    /// from async code; `.await` the future there.
+    pub fn wait(self) -> DeliveryResult {
+        self.rx.blocking_recv().unwrap_or_else(|_| Err(lost()))
+    }
+
+    /// Returns the result if it is already known, without waiting.
+    pub fn try_result(&mut self) -> Option<DeliveryResult> {
+        match self.rx.try_recv() {
+            Ok(result) => Some(result),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(lost())),
+        }
+    }
+}
+
+fn lost() -> DeliveryError {
+    DeliveryError {
+        kind: FailureKind::Closed,
+        code: None,
+        message: "the producer shut down before completing this record".into(),
+        attempts: Vec::new(),
+    }
+}
+
+impl Future for DeliveryFuture {
+    type Output = DeliveryResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|_| Err(lost())))
+    }
+}

@@ -1,0 +1,68 @@
+//! Amazon Data Firehose Direct PUT: `PutRecordBatch`.
+
+use aws_sdk_firehose::Client;
+use aws_sdk_firehose::primitives::Blob;
+use aws_sdk_firehose::types::Record;
+
+use super::{EntryOutcome, OutRecord, RequestFailure, request_failure};
+
+#[derive(Debug, Clone)]
+pub(crate) struct FirehoseSink {
+    client: Client,
+}
+
+impl FirehoseSink {
+    pub(crate) fn new(sdk_config: &aws_config::SdkConfig) -> Self {
+        FirehoseSink {
+            client: Client::new(sdk_config),
+        }
+    }
+
+    pub(crate) async fn put_record_batch(
+        &self,
+        delivery_stream: &str,
+        records: Vec<OutRecord>,
+    ) -> Result<Vec<EntryOutcome>, RequestFailure> {
+        let count = records.len();
+        let entries = records
+            .into_iter()
+            .map(|r| {
+                Record::builder()
+                    .data(Blob::new(r.data))
+                    .build()
+                    .map_err(|e| RequestFailure::new("ConstructionFailure", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let output = self
+            .client
+            .put_record_batch()
+            .delivery_stream_name(delivery_stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+            .map_err(|e| request_failure(&e))?;
+        let results = output.request_responses();
+        if results.len() != count {
+            return Err(RequestFailure::new(
+                "MalformedResponse",
+                format!("PutRecordBatch answered {} entries for {count} records", results.len()),
+            ));
+        }
+        Ok(results
+            .iter()
+            .map(|entry| match (entry.error_code(), entry.record_id()) {
+                (None, Some(id)) => EntryOutcome::Stored {
+                    shard_id: None,
+                    sequence_number: id.to_owned(),
+                },
+                (code, _) => EntryOutcome::Failed {
+                    code: code.unwrap_or("MalformedResponse").to_owned(),
+                    message: entry
+                        .error_message()
+                        .unwrap_or("entry has neither a record id nor an error")
+                        .to_owned(),
+                },
+            })
+            .collect())
+    }
+}
