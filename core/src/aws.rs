@@ -74,9 +74,8 @@ fn https_client(config: &Config) -> Result<SharedHttpClient> {
     }
     let mut trust_store = TrustStore::default();
     if let Some(path) = &config.ca_bundle {
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::Setup(format!("cannot read ca_bundle {}: {e}", path.display()))
-        })?;
+        let pem = std::fs::read(path)
+            .map_err(|e| Error::Setup(format!("cannot read ca_bundle {}: {e}", path.display())))?;
         trust_store = trust_store.with_pem_certificate(pem);
     }
     let tls_context = TlsContext::builder()

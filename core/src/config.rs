@@ -166,39 +166,155 @@ impl Default for Config {
 /// source for `Config::set`, the docs and the bindings' keyword lists.
 pub const CONFIG_KEYS: &[(&str, Option<&str>, &str)] = &[
     ("region", Some("Region"), "AWS region, e.g. us-east-1"),
-    ("endpoint_url", None, "custom endpoint URL (VPC endpoint, local server)"),
+    (
+        "endpoint_url",
+        None,
+        "custom endpoint URL (VPC endpoint, local server)",
+    ),
     ("aws_access_key_id", None, "static access key id"),
     ("aws_secret_access_key", None, "static secret access key"),
-    ("aws_session_token", None, "session token for temporary credentials"),
-    ("verify_certificate", Some("VerifyCertificate"), "verify the server's TLS certificate (true)"),
-    ("ca_bundle", None, "PEM file of extra trusted certificate authorities"),
-    ("aggregation_enabled", Some("AggregationEnabled"), "pack user records into KPL aggregates (true)"),
-    ("aggregation_max_count", Some("AggregationMaxCount"), "user records per aggregate"),
-    ("aggregation_max_size", Some("AggregationMaxSize"), "bytes per aggregate (51200)"),
-    ("collection_max_count", Some("CollectionMaxCount"), "records per PutRecords (500)"),
-    ("collection_max_size", Some("CollectionMaxSize"), "bytes per PutRecords (5 MiB)"),
-    ("record_max_buffered_time", Some("RecordMaxBufferedTime"), "ms a record may wait for batching (100)"),
-    ("record_ttl", Some("RecordTtl"), "ms before an undelivered record fails as expired (30000)"),
-    ("max_record_size", None, "largest record, data + partition key (1 MiB; up to 10 MiB)"),
-    ("rate_limit", Some("RateLimit"), "per-shard rate cap, % of the shard quota (150)"),
-    ("adaptive_rate_limit", None, "cut a shard's rate when throttled, raise it while puts succeed (true)"),
-    ("shard_bytes_per_second", None, "shard write quota in bytes/s (1 MiB)"),
-    ("shard_records_per_second", None, "shard write quota in records/s (1000)"),
-    ("max_connections", Some("MaxConnections"), "requests in flight per producer (24)"),
-    ("request_timeout", Some("RequestTimeout"), "ms per request attempt (6000)"),
-    ("connect_timeout", Some("ConnectTimeout"), "ms to connect (6000)"),
+    (
+        "aws_session_token",
+        None,
+        "session token for temporary credentials",
+    ),
+    (
+        "verify_certificate",
+        Some("VerifyCertificate"),
+        "verify the server's TLS certificate (true)",
+    ),
+    (
+        "ca_bundle",
+        None,
+        "PEM file of extra trusted certificate authorities",
+    ),
+    (
+        "aggregation_enabled",
+        Some("AggregationEnabled"),
+        "pack user records into KPL aggregates (true)",
+    ),
+    (
+        "aggregation_max_count",
+        Some("AggregationMaxCount"),
+        "user records per aggregate",
+    ),
+    (
+        "aggregation_max_size",
+        Some("AggregationMaxSize"),
+        "bytes per aggregate (51200)",
+    ),
+    (
+        "collection_max_count",
+        Some("CollectionMaxCount"),
+        "records per PutRecords (500)",
+    ),
+    (
+        "collection_max_size",
+        Some("CollectionMaxSize"),
+        "bytes per PutRecords (5 MiB)",
+    ),
+    (
+        "record_max_buffered_time",
+        Some("RecordMaxBufferedTime"),
+        "ms a record may wait for batching (100)",
+    ),
+    (
+        "record_ttl",
+        Some("RecordTtl"),
+        "ms before an undelivered record fails as expired (30000)",
+    ),
+    (
+        "max_record_size",
+        None,
+        "largest record, data + partition key (1 MiB; up to 10 MiB)",
+    ),
+    (
+        "rate_limit",
+        Some("RateLimit"),
+        "per-shard rate cap, % of the shard quota (150)",
+    ),
+    (
+        "adaptive_rate_limit",
+        None,
+        "cut a shard's rate when throttled, raise it while puts succeed (true)",
+    ),
+    (
+        "shard_bytes_per_second",
+        None,
+        "shard write quota in bytes/s (1 MiB)",
+    ),
+    (
+        "shard_records_per_second",
+        None,
+        "shard write quota in records/s (1000)",
+    ),
+    (
+        "max_connections",
+        Some("MaxConnections"),
+        "requests in flight per producer (24)",
+    ),
+    (
+        "request_timeout",
+        Some("RequestTimeout"),
+        "ms per request attempt (6000)",
+    ),
+    (
+        "connect_timeout",
+        Some("ConnectTimeout"),
+        "ms to connect (6000)",
+    ),
     ("min_backoff", None, "ms of the first retry backoff (100)"),
     ("max_backoff", None, "ms cap on retry backoff (5000)"),
-    ("max_buffered_bytes", None, "bytes buffered before send waits (128 MiB)"),
-    ("max_buffered_records", None, "records buffered before send waits (1000000)"),
-    ("shard_map_refresh_interval", None, "ms between ListShards refreshes (60000)"),
-    ("close_timeout", None, "ms close/drop waits for delivery before failing the rest (30000)"),
-    ("worker_threads", Some("ThreadPoolSize"), "threads of the producer's own runtime (2)"),
-    ("firehose_newline_delimiter", None, "append \\n to each Firehose record (false)"),
-    ("firehose_pack_max_size", None, "pack user records newline-joined into Firehose records up to this size; 0 = off"),
-    ("firehose_bytes_per_second", None, "delivery stream quota in bytes/s (1 MiB)"),
-    ("firehose_records_per_second", None, "delivery stream quota in records/s (1000)"),
-    ("firehose_requests_per_second", None, "delivery stream quota in requests/s (1000)"),
+    (
+        "max_buffered_bytes",
+        None,
+        "bytes buffered before send waits (128 MiB)",
+    ),
+    (
+        "max_buffered_records",
+        None,
+        "records buffered before send waits (1000000)",
+    ),
+    (
+        "shard_map_refresh_interval",
+        None,
+        "ms between ListShards refreshes (60000)",
+    ),
+    (
+        "close_timeout",
+        None,
+        "ms close/drop waits for delivery before failing the rest (30000)",
+    ),
+    (
+        "worker_threads",
+        Some("ThreadPoolSize"),
+        "threads of the producer's own runtime (2)",
+    ),
+    (
+        "firehose_newline_delimiter",
+        None,
+        "append \\n to each Firehose record (false)",
+    ),
+    (
+        "firehose_pack_max_size",
+        None,
+        "pack user records newline-joined into Firehose records up to this size; 0 = off",
+    ),
+    (
+        "firehose_bytes_per_second",
+        None,
+        "delivery stream quota in bytes/s (1 MiB)",
+    ),
+    (
+        "firehose_records_per_second",
+        None,
+        "delivery stream quota in records/s (1000)",
+    ),
+    (
+        "firehose_requests_per_second",
+        None,
+        "delivery stream quota in requests/s (1000)",
+    ),
 ];
 
 /// KPL properties that configure things Shardline does differently (its
@@ -489,9 +605,12 @@ impl Config {
                 }
             }
             "firehose_pack_max_size" => {
-                self.firehose_pack_max_size = v.integer(0, FIREHOSE_MAX_RECORD_BYTES as u64)? as usize
+                self.firehose_pack_max_size =
+                    v.integer(0, FIREHOSE_MAX_RECORD_BYTES as u64)? as usize
             }
-            "firehose_bytes_per_second" => self.firehose_bytes_per_second = v.integer(1, u64::MAX)?,
+            "firehose_bytes_per_second" => {
+                self.firehose_bytes_per_second = v.integer(1, u64::MAX)?
+            }
             "firehose_records_per_second" => {
                 self.firehose_records_per_second = v.integer(1, u64::MAX)?
             }
@@ -523,9 +642,7 @@ impl Config {
             let (key, value) = (key.trim(), value.trim());
             match key {
                 "KinesisEndpoint" => kinesis_host = Some(value.to_owned()),
-                "KinesisPort" => {
-                    kinesis_port = Some(Value { key, raw: value }.integer(1, 65_535)?)
-                }
+                "KinesisPort" => kinesis_port = Some(Value { key, raw: value }.integer(1, 65_535)?),
                 _ => self.set(key, value)?,
             }
         }
@@ -553,7 +670,9 @@ impl Config {
             if access_key_id.is_empty() || secret_access_key.is_empty() {
                 return Err(Error::InvalidConfig {
                     key: "aws_access_key_id".into(),
-                    message: "static credentials need both an access key id and a secret access key".into(),
+                    message:
+                        "static credentials need both an access key id and a secret access key"
+                            .into(),
                 });
             }
         }
@@ -621,11 +740,10 @@ impl Value<'_> {
     }
 
     fn integer(&self, min: u64, max: u64) -> Result<u64> {
-        let n: u64 = self
-            .raw
-            .replace('_', "")
-            .parse()
-            .map_err(|_| self.invalid(format!("expected an integer, got {:?}", self.shown())))?;
+        let n: u64 =
+            self.raw.replace('_', "").parse().map_err(|_| {
+                self.invalid(format!("expected an integer, got {:?}", self.shown()))
+            })?;
         if n < min || n > max {
             return Err(self.invalid(format!("{n} is outside {min}..={max}")));
         }
@@ -693,9 +811,13 @@ mod tests {
         };
         for (key, kpl, _) in CONFIG_KEYS {
             let mut config = Config::new();
-            config.set(key, sample(key)).unwrap_or_else(|e| panic!("{key}: {e}"));
+            config
+                .set(key, sample(key))
+                .unwrap_or_else(|e| panic!("{key}: {e}"));
             if let Some(kpl) = kpl {
-                config.set(kpl, sample(key)).unwrap_or_else(|e| panic!("{kpl}: {e}"));
+                config
+                    .set(kpl, sample(key))
+                    .unwrap_or_else(|e| panic!("{kpl}: {e}"));
             }
         }
     }
@@ -735,7 +857,10 @@ mod tests {
         assert_eq!(config.record_ttl, Duration::from_secs(60));
         assert_eq!(config.rate_limit_percent, 120);
         assert!(!config.verify_certificate);
-        assert_eq!(config.endpoint_url.as_deref(), Some("https://localhost:4567"));
+        assert_eq!(
+            config.endpoint_url.as_deref(),
+            Some("https://localhost:4567")
+        );
         assert!(config.apply_properties("garbage line").is_err());
     }
 

@@ -52,7 +52,9 @@ impl TokenBucket {
     }
 
     fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.refilled_at).as_secs_f64();
+        let elapsed = now
+            .saturating_duration_since(self.refilled_at)
+            .as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
         self.refilled_at = now;
     }
@@ -128,7 +130,9 @@ impl RateLimiter {
             quota,
             bytes: TokenBucket::new(1.0, now),
             records: TokenBucket::new(1.0, now),
-            requests: quota.requests_per_second.map(|_| TokenBucket::new(1.0, now)),
+            requests: quota
+                .requests_per_second
+                .map(|_| TokenBucket::new(1.0, now)),
             fraction,
             max_fraction,
             adaptive,
@@ -148,8 +152,10 @@ impl RateLimiter {
 
     fn apply_fraction(&mut self, now: Instant) {
         let f = self.fraction;
-        self.bytes.set_rate(self.quota.bytes_per_second as f64 * f, now);
-        self.records.set_rate(self.quota.records_per_second as f64 * f, now);
+        self.bytes
+            .set_rate(self.quota.bytes_per_second as f64 * f, now);
+        self.records
+            .set_rate(self.quota.records_per_second as f64 * f, now);
         if let (Some(bucket), Some(rps)) = (&mut self.requests, self.quota.requests_per_second) {
             bucket.set_rate(rps as f64 * f, now);
         }
@@ -215,7 +221,9 @@ impl RateLimiter {
             self.last_increase = now;
             return;
         }
-        let elapsed = now.saturating_duration_since(self.last_increase).as_secs_f64();
+        let elapsed = now
+            .saturating_duration_since(self.last_increase)
+            .as_secs_f64();
         if elapsed < 0.05 {
             return;
         }
@@ -270,7 +278,9 @@ mod tests {
                 bytes += record_bytes as u64;
                 records += 1;
             } else {
-                now += limiter.wait_for(record_bytes, now).max(Duration::from_micros(10));
+                now += limiter
+                    .wait_for(record_bytes, now)
+                    .max(Duration::from_micros(10));
             }
         }
         (bytes, records)

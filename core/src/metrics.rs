@@ -97,7 +97,8 @@ impl StreamMetrics {
         buffered_for: Duration,
         retries: u32,
     ) {
-        self.user_records_put.fetch_add(user_records as u64, Relaxed);
+        self.user_records_put
+            .fetch_add(user_records as u64, Relaxed);
         self.user_records_data_put.fetch_add(user_bytes, Relaxed);
         self.kinesis_records_put.fetch_add(1, Relaxed);
         self.kinesis_records_data_put.fetch_add(wire_bytes, Relaxed);
@@ -131,7 +132,10 @@ impl StreamMetrics {
     /// Publishes a shard limiter's current rate.
     pub(crate) fn shard_rate(&self, shard_id: &str, fraction: f64) {
         let mut d = self.detail.lock();
-        d.shards.entry(shard_id.to_owned()).or_default().rate_limit_fraction = fraction;
+        d.shards
+            .entry(shard_id.to_owned())
+            .or_default()
+            .rate_limit_fraction = fraction;
     }
 
     pub(crate) fn snapshot(&self) -> StreamSnapshot {
@@ -150,7 +154,11 @@ impl StreamMetrics {
                 throttled: self.throttled.load(Relaxed),
                 requests: self.requests.load(Relaxed),
                 shard_map_refreshes: self.shard_map_refreshes.load(Relaxed),
-                errors_by_code: d.errors_by_code.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                errors_by_code: d
+                    .errors_by_code
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect(),
             },
             buffering_time_ms: Summary::of(&d.buffering_time_ms),
             request_time_ms: Summary::of(&d.request_time_ms),

@@ -39,7 +39,10 @@ pub(crate) fn classify(code: &str) -> FailureClass {
         | "SlowDown"
         | "RequestLimitExceeded" => FailureClass::Throttled,
         "KMSThrottlingException" => FailureClass::Throttled,
-        "ExpiredTokenException" | "ExpiredToken" | "RequestExpired" | "InvalidSignatureException"
+        "ExpiredTokenException"
+        | "ExpiredToken"
+        | "RequestExpired"
+        | "InvalidSignatureException"
         | "CredentialsError" => FailureClass::Credentials,
         "ResourceNotFoundException"
         | "AccessDeniedException"
@@ -79,7 +82,10 @@ mod tests {
 
     #[test]
     fn codes_map_to_the_design_table() {
-        assert_eq!(classify("ProvisionedThroughputExceededException"), FailureClass::Throttled);
+        assert_eq!(
+            classify("ProvisionedThroughputExceededException"),
+            FailureClass::Throttled
+        );
         assert_eq!(classify("InternalFailure"), FailureClass::Transient);
         assert_eq!(classify("KMSThrottlingException"), FailureClass::Throttled);
         assert_eq!(classify("ResourceNotFoundException"), FailureClass::Fatal);

@@ -99,7 +99,11 @@ impl Capacity {
 
     /// Blocks the thread until `ready()` holds or `deadline` passes;
     /// returns whether it holds.
-    pub(crate) fn block_until(&self, deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> bool {
+    pub(crate) fn block_until(
+        &self,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> bool,
+    ) -> bool {
         self.waiters.fetch_add(1, AcqRel);
         let _guard = WaiterGuard(&self.waiters);
         let mut guard = self.lock.lock();
@@ -163,11 +167,16 @@ mod tests {
         assert!(c.try_reserve(1));
         let c2 = c.clone();
         let t = std::thread::spawn(move || {
-            c2.block_until(Some(Instant::now() + Duration::from_secs(5)), || c2.try_reserve(1))
+            c2.block_until(Some(Instant::now() + Duration::from_secs(5)), || {
+                c2.try_reserve(1)
+            })
         });
         std::thread::sleep(Duration::from_millis(20));
         c.release(1);
         assert!(t.join().unwrap());
-        assert!(!c.block_until(Some(Instant::now() + Duration::from_millis(10)), || c.try_reserve(1)));
+        assert!(
+            !c.block_until(Some(Instant::now() + Duration::from_millis(10)), || c
+                .try_reserve(1))
+        );
     }
 }

@@ -133,7 +133,7 @@ impl Dispatcher {
                 wake = wake.min(t);
             }
             wake = wake.min(self.next_expiry_scan);
-            if let Some(t) = self.refresh_due_at() {
+            if let Some(t) = self.refresh_due_at(now) {
                 wake = wake.min(t.max(now));
             }
 
@@ -182,14 +182,20 @@ impl Dispatcher {
     }
 
     fn flushing(&self) -> bool {
-        self.shared.flushing.load(Ordering::Acquire) > 0 || self.shared.closed.load(Ordering::Acquire)
+        self.shared.flushing.load(Ordering::Acquire) > 0
+            || self.shared.closed.load(Ordering::Acquire)
     }
 
     // ----- queues -------------------------------------------------------
 
     fn enqueue(&mut self, envelope: Envelope) {
         if self.shutting_down {
-            fail_envelope(envelope, FailureKind::Closed, None, "the producer was closed before this record was sent");
+            fail_envelope(
+                envelope,
+                FailureKind::Closed,
+                None,
+                "the producer was closed before this record was sent",
+            );
             return;
         }
         match self.queues.get_mut(&envelope.shard_id) {
@@ -234,9 +240,9 @@ impl Dispatcher {
         for (index, buffer) in routing.buffers.iter().enumerate() {
             let contents = {
                 let mut buffer = buffer.lock();
-                let aged = buffer
-                    .oldest
-                    .is_some_and(|t| now.saturating_duration_since(t) >= self.pipeline.max_buffered_time);
+                let aged = buffer.oldest.is_some_and(|t| {
+                    now.saturating_duration_since(t) >= self.pipeline.max_buffered_time
+                });
                 if aged || (flushing && !buffer.tickets.is_empty()) {
                     buffer.take_contents(self.pipeline.packing)
                 } else {
@@ -386,7 +392,15 @@ impl Dispatcher {
             Err(failure) => {
                 let class = failure.class();
                 for envelope in batch {
-                    self.attempt_failed(envelope, &failure.code, &failure.message, class, started, elapsed, now);
+                    self.attempt_failed(
+                        envelope,
+                        &failure.code,
+                        &failure.message,
+                        class,
+                        started,
+                        elapsed,
+                        now,
+                    );
                 }
             }
             Ok(outcomes) => {
@@ -395,10 +409,14 @@ impl Dispatcher {
                         EntryOutcome::Stored {
                             shard_id,
                             sequence_number,
-                        } => self.stored(envelope, shard_id, sequence_number, started, elapsed, now),
+                        } => {
+                            self.stored(envelope, shard_id, sequence_number, started, elapsed, now)
+                        }
                         EntryOutcome::Failed { code, message } => {
                             let class = classify(&code);
-                            self.attempt_failed(envelope, &code, &message, class, started, elapsed, now);
+                            self.attempt_failed(
+                                envelope, &code, &message, class, started, elapsed, now,
+                            );
                         }
                     }
                 }
@@ -418,10 +436,17 @@ impl Dispatcher {
         envelope.record_attempt(started, elapsed, None);
         if let Some(queue) = self.queues.get_mut(&envelope.shard_id) {
             queue.limiter.on_success(now);
+            if !self.shared.sink.is_firehose() {
+                self.pipeline
+                    .metrics
+                    .shard_rate(&envelope.shard_id, queue.limiter.fraction());
+            }
         }
         let predicted = &*envelope.shard_id;
         let unexpected_shard = !self.shared.sink.is_firehose()
-            && shard_id.as_deref().is_some_and(|actual| actual != predicted);
+            && shard_id
+                .as_deref()
+                .is_some_and(|actual| actual != predicted);
         if unexpected_shard {
             // The map is stale. A lone record went where its own key routes
             // it, so it is correct wherever it landed; an aggregate may hold
@@ -549,7 +574,12 @@ impl Dispatcher {
 
     /// Fails the records of `envelope` whose TTL ends by `at`, and routes
     /// the others again.
-    fn expire_envelope(&mut self, envelope: Envelope, at: Instant, last_error: Option<(&str, &str)>) {
+    fn expire_envelope(
+        &mut self,
+        envelope: Envelope,
+        at: Instant,
+        last_error: Option<(&str, &str)>,
+    ) {
         let ttl = self.pipeline.record_ttl;
         let code = last_error.map(|(c, _)| c.to_owned());
         let message = expiry_message(ttl, last_error, "");
@@ -579,12 +609,12 @@ impl Dispatcher {
         self.refresh.wanted = true;
     }
 
-    fn refresh_due_at(&self) -> Option<Instant> {
+    fn refresh_due_at(&self, now: Instant) -> Option<Instant> {
         if self.refresh.in_progress || self.shutting_down {
             return None;
         }
         let wanted = self.refresh.wanted || self.has_unrouted();
-        let surprise = wanted.then(|| self.refresh.not_before.unwrap_or_else(Instant::now));
+        let surprise = wanted.then(|| self.refresh.not_before.unwrap_or(now).max(now));
         min_instant(surprise, self.refresh.periodic_at)
     }
 
@@ -594,7 +624,7 @@ impl Dispatcher {
     }
 
     fn maybe_refresh_map(&mut self, now: Instant) {
-        if self.refresh_due_at().is_none_or(|t| t > now) {
+        if self.refresh_due_at(now).is_none_or(|t| t > now) {
             return;
         }
         self.refresh.in_progress = true;
@@ -626,7 +656,11 @@ impl Dispatcher {
             }
             Err(failure) => {
                 self.refresh.failures += 1;
-                let delay = backoff(self.refresh.failures, REFRESH_BACKOFF_MIN, REFRESH_BACKOFF_MAX);
+                let delay = backoff(
+                    self.refresh.failures,
+                    REFRESH_BACKOFF_MIN,
+                    REFRESH_BACKOFF_MAX,
+                );
                 self.refresh.not_before = Some(now + delay);
                 self.refresh.wanted = true;
                 tracing::warn!(stream = %self.pipeline.name, code = %failure.code, "loading the shard map failed: {}", failure.message);
@@ -662,7 +696,11 @@ impl Dispatcher {
 
         // Queues and limiters: keep those of shards that are still open.
         let mut stale = Vec::new();
-        let open: HashMap<&str, ()> = map.shards().iter().map(|s| (s.shard_id.as_str(), ())).collect();
+        let open: HashMap<&str, ()> = map
+            .shards()
+            .iter()
+            .map(|s| (s.shard_id.as_str(), ()))
+            .collect();
         self.queues.retain(|id, queue| {
             if open.contains_key(&**id) {
                 true
@@ -674,7 +712,12 @@ impl Dispatcher {
         for id in &routing.shard_ids {
             self.queues.entry(id.clone()).or_insert_with(|| ShardQueue {
                 envelopes: VecDeque::new(),
-                limiter: RateLimiter::new(settings.quota, settings.rate_limit_percent, settings.adaptive_rate_limit, now),
+                limiter: RateLimiter::new(
+                    settings.quota,
+                    settings.rate_limit_percent,
+                    settings.adaptive_rate_limit,
+                    now,
+                ),
             });
         }
         self.order = routing.shard_ids.clone();
@@ -694,7 +737,10 @@ impl Dispatcher {
             let (records, tickets) = {
                 let mut buffer = buffer.lock();
                 buffer.oldest = None;
-                (buffer.packer.drain_user_records(), std::mem::take(&mut buffer.tickets))
+                (
+                    buffer.packer.drain_user_records(),
+                    std::mem::take(&mut buffer.tickets),
+                )
             };
             for (record, ticket) in records.into_iter().zip(tickets) {
                 self.pipeline.route(record, ticket);
@@ -720,7 +766,12 @@ impl Dispatcher {
             let records = match unpack(&envelope.record, envelope.aggregated) {
                 Ok(records) if records.len() == envelope.tickets.len() => records,
                 _ => {
-                    fail_envelope(envelope, FailureKind::Rejected, Some("InternalError".into()), "could not recover the records of a misrouted aggregate");
+                    fail_envelope(
+                        envelope,
+                        FailureKind::Rejected,
+                        Some("InternalError".into()),
+                        "could not recover the records of a misrouted aggregate",
+                    );
                     continue;
                 }
             };
@@ -751,7 +802,11 @@ impl Dispatcher {
         self.queued_bytes = 0;
         for misrouted in self.misrouted.drain(..) {
             // These were stored; only the shard check is missing.
-            let Misrouted { envelope, actual_shard, sequence_number } = misrouted;
+            let Misrouted {
+                envelope,
+                actual_shard,
+                sequence_number,
+            } = misrouted;
             let aggregated = envelope.aggregated;
             for ticket in envelope.tickets {
                 ticket.succeed(actual_shard.clone(), sequence_number.clone(), aggregated);
@@ -792,7 +847,10 @@ fn expiry_message(ttl: Duration, last_error: Option<(&str, &str)>, otherwise: &s
             "record_ttl of {} ms ran out before the record was stored: {otherwise}",
             ttl.as_millis()
         ),
-        None => format!("record_ttl of {} ms ran out before the record was stored", ttl.as_millis()),
+        None => format!(
+            "record_ttl of {} ms ran out before the record was stored",
+            ttl.as_millis()
+        ),
     }
 }
 

@@ -49,7 +49,10 @@ impl Envelope {
         now: Instant,
     ) -> Self {
         let first_received = tickets.iter().map(|t| t.received_at).min().unwrap_or(now);
-        let user_bytes = tickets.iter().map(|t| t.reserved_bytes as u64).sum();
+        let user_bytes = tickets
+            .iter()
+            .map(|t| t.reserved_bytes.saturating_sub(super::PER_RECORD_OVERHEAD) as u64)
+            .sum();
         Envelope {
             record: packed.record,
             aggregated: packed.aggregated,

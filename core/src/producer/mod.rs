@@ -34,7 +34,9 @@ pub use ticket::{DeliveryCallback, DeliveryFuture, DeliveryResult};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::limiter::Quota;
-use crate::limits::{FIREHOSE_MAX_RECORD_BYTES, FIREHOSE_MAX_RECORDS_PER_REQUEST, FIREHOSE_MAX_REQUEST_BYTES};
+use crate::limits::{
+    FIREHOSE_MAX_RECORD_BYTES, FIREHOSE_MAX_RECORDS_PER_REQUEST, FIREHOSE_MAX_REQUEST_BYTES,
+};
 use crate::metrics::{MetricsSnapshot, StreamMetrics};
 use crate::record::UserRecord;
 use crate::sink::Sink;
@@ -46,7 +48,7 @@ use ticket::{Accounting, Notify, Ticket};
 /// Bytes of bookkeeping each buffered record costs besides its data and
 /// key; counted against `max_buffered_bytes` so that many tiny records
 /// cannot hide their real memory use.
-const PER_RECORD_OVERHEAD: usize = 128;
+pub(crate) const PER_RECORD_OVERHEAD: usize = 128;
 
 /// Which service a producer writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +117,9 @@ impl Settings {
                     requests_per_second: Some(config.firehose_requests_per_second),
                 },
                 FIREHOSE_MAX_RECORD_BYTES,
-                config.collection_max_count.min(FIREHOSE_MAX_RECORDS_PER_REQUEST),
+                config
+                    .collection_max_count
+                    .min(FIREHOSE_MAX_RECORDS_PER_REQUEST),
                 config.collection_max_size.min(FIREHOSE_MAX_REQUEST_BYTES),
             ),
         };
@@ -237,17 +241,26 @@ impl Producer {
             std::thread::scope(|s| {
                 s.spawn(move || handle2.block_on(crate::aws::load_sdk_config(&config)))
                     .join()
-                    .unwrap_or_else(|_| Err(Error::Setup("loading the AWS configuration panicked".into())))
+                    .unwrap_or_else(|_| {
+                        Err(Error::Setup(
+                            "loading the AWS configuration panicked".into(),
+                        ))
+                    })
             })?
         };
         let sink = match service {
             Service::Kinesis => Sink::Kinesis(crate::sink::kinesis::KinesisSink::new(&sdk_config)),
-            Service::Firehose => Sink::Firehose(crate::sink::firehose::FirehoseSink::new(&sdk_config)),
+            Service::Firehose => {
+                Sink::Firehose(crate::sink::firehose::FirehoseSink::new(&sdk_config))
+            }
         };
         let shared = Arc::new(Shared {
             settings: Settings::new(&config, service),
             sink,
-            capacity: Arc::new(Capacity::new(config.max_buffered_bytes, config.max_buffered_records)),
+            capacity: Arc::new(Capacity::new(
+                config.max_buffered_bytes,
+                config.max_buffered_records,
+            )),
             permits: Arc::new(Semaphore::new(config.max_connections)),
             flushing: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -274,7 +287,11 @@ impl Producer {
 
     /// Queues a record, waiting while the buffer is full; the returned
     /// future resolves when the record is stored or has failed for good.
-    pub async fn send(&self, stream: &str, record: UserRecord) -> Result<DeliveryFuture, SendError> {
+    pub async fn send(
+        &self,
+        stream: &str,
+        record: UserRecord,
+    ) -> Result<DeliveryFuture, SendError> {
         let (tx, rx) = oneshot::channel();
         let prepared = self.prepare(stream, record)?;
         let capacity = self.shared().capacity.clone();
@@ -339,7 +356,12 @@ impl Producer {
         self.send_blocking_notify(stream, record, timeout, Notify::Callback(callback))
     }
 
-    fn try_send_notify(&self, stream: &str, record: UserRecord, notify: Notify) -> Result<(), SendError> {
+    fn try_send_notify(
+        &self,
+        stream: &str,
+        record: UserRecord,
+        notify: Notify,
+    ) -> Result<(), SendError> {
         let prepared = self.prepare(stream, record)?;
         if !self.shared().capacity.try_reserve(prepared.reserved) {
             return Err(prepared.refuse(Error::QueueFull));
@@ -490,7 +512,9 @@ impl Producer {
                 wait.await;
                 Ok(())
             }
-            Some(t) => tokio::time::timeout(t, wait).await.map_err(|_| Error::Timeout(t)),
+            Some(t) => tokio::time::timeout(t, wait)
+                .await
+                .map_err(|_| Error::Timeout(t)),
         }
     }
 
@@ -499,7 +523,10 @@ impl Producer {
         let shared = self.shared();
         let _flushing = FlushGuard::start(shared);
         let deadline = timeout.map(|t| Instant::now() + t);
-        if shared.capacity.block_until(deadline, || shared.capacity.records() == 0) {
+        if shared
+            .capacity
+            .block_until(deadline, || shared.capacity.records() == 0)
+        {
             Ok(())
         } else {
             Err(Error::Timeout(timeout.unwrap_or_default()))
@@ -558,10 +585,10 @@ impl Producer {
             .iter()
             .map(|(name, p)| {
                 let mut snapshot = p.metrics.snapshot();
-                snapshot.counters.user_records_pending = snapshot
-                    .counters
-                    .user_records_received
-                    .saturating_sub(snapshot.counters.user_records_put + snapshot.counters.user_records_failed);
+                snapshot.counters.user_records_pending =
+                    snapshot.counters.user_records_received.saturating_sub(
+                        snapshot.counters.user_records_put + snapshot.counters.user_records_failed,
+                    );
                 (name.to_string(), snapshot)
             })
             .collect();
@@ -607,7 +634,8 @@ impl Drop for Handle_ {
             let timeout = shared.settings.close_timeout;
             let _flushing = FlushGuard::start(&shared);
             let capacity = shared.capacity.clone();
-            let _ = tokio::time::timeout(timeout, capacity.wait_until(|| capacity.records() == 0)).await;
+            let _ = tokio::time::timeout(timeout, capacity.wait_until(|| capacity.records() == 0))
+                .await;
             drop(_flushing);
             for d in shared.begin_shutdown() {
                 let _ = d.await;
@@ -682,7 +710,9 @@ fn validate_stream_name(name: &str) -> Result<()> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
     {
-        return Err(invalid("it may contain only a-z, A-Z, 0-9, '_', '.' and '-'"));
+        return Err(invalid(
+            "it may contain only a-z, A-Z, 0-9, '_', '.' and '-'",
+        ));
     }
     Ok(())
 }

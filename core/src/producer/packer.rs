@@ -24,8 +24,15 @@ pub(crate) enum Packing {
 #[derive(Debug)]
 pub(crate) enum Packer {
     Kpl(Aggregator),
-    Lines { max_size: usize, size: usize, records: Vec<UserRecord> },
-    Single { framing: FirehoseFraming, record: Option<UserRecord> },
+    Lines {
+        max_size: usize,
+        size: usize,
+        records: Vec<UserRecord>,
+    },
+    Single {
+        framing: FirehoseFraming,
+        record: Option<UserRecord>,
+    },
 }
 
 /// A finished service record.
@@ -37,7 +44,10 @@ pub(crate) struct Packed {
 impl Packer {
     pub(crate) fn new(packing: Packing) -> Self {
         match packing {
-            Packing::Kpl { max_size, max_count } => Packer::Kpl(Aggregator::new(max_size, max_count)),
+            Packing::Kpl {
+                max_size,
+                max_count,
+            } => Packer::Kpl(Aggregator::new(max_size, max_count)),
             Packing::Lines { max_size } => Packer::Lines {
                 max_size,
                 size: 0,
@@ -54,7 +64,11 @@ impl Packer {
     pub(crate) fn try_add(&mut self, record: UserRecord) -> Result<(), UserRecord> {
         match self {
             Packer::Kpl(a) => a.try_add(record),
-            Packer::Lines { max_size, size, records } => {
+            Packer::Lines {
+                max_size,
+                size,
+                records,
+            } => {
                 let framed = line_len(&record);
                 if !records.is_empty() && *size + framed > *max_size {
                     return Err(record);
@@ -195,4 +209,3 @@ pub(crate) fn unpack(record: &OutRecord, aggregated: bool) -> crate::Result<Vec<
     })
     .collect()
 }
-

@@ -77,7 +77,12 @@ impl Ticket {
         self.received_at + ttl
     }
 
-    pub(crate) fn succeed(mut self, shard_id: Option<String>, sequence_number: String, aggregated: bool) {
+    pub(crate) fn succeed(
+        mut self,
+        shard_id: Option<String>,
+        sequence_number: String,
+        aggregated: bool,
+    ) {
         let attempts = std::mem::take(&mut self.attempts);
         self.finish(Ok(DeliveryReport {
             shard_id,

@@ -45,7 +45,10 @@ impl FirehoseSink {
         if results.len() != count {
             return Err(RequestFailure::new(
                 "MalformedResponse",
-                format!("PutRecordBatch answered {} entries for {count} records", results.len()),
+                format!(
+                    "PutRecordBatch answered {} entries for {count} records",
+                    results.len()
+                ),
             ));
         }
         Ok(results

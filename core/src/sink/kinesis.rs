@@ -48,24 +48,29 @@ impl KinesisSink {
         if results.len() != count {
             return Err(RequestFailure::new(
                 "MalformedResponse",
-                format!("PutRecords answered {} entries for {count} records", results.len()),
+                format!(
+                    "PutRecords answered {} entries for {count} records",
+                    results.len()
+                ),
             ));
         }
         Ok(results
             .iter()
-            .map(|entry| match (entry.error_code(), entry.sequence_number()) {
-                (None, Some(seq)) => EntryOutcome::Stored {
-                    shard_id: entry.shard_id().map(str::to_owned),
-                    sequence_number: seq.to_owned(),
+            .map(
+                |entry| match (entry.error_code(), entry.sequence_number()) {
+                    (None, Some(seq)) => EntryOutcome::Stored {
+                        shard_id: entry.shard_id().map(str::to_owned),
+                        sequence_number: seq.to_owned(),
+                    },
+                    (code, _) => EntryOutcome::Failed {
+                        code: code.unwrap_or("MalformedResponse").to_owned(),
+                        message: entry
+                            .error_message()
+                            .unwrap_or("entry has neither a sequence number nor an error")
+                            .to_owned(),
+                    },
                 },
-                (code, _) => EntryOutcome::Failed {
-                    code: code.unwrap_or("MalformedResponse").to_owned(),
-                    message: entry
-                        .error_message()
-                        .unwrap_or("entry has neither a sequence number nor an error")
-                        .to_owned(),
-                },
-            })
+            )
             .collect())
     }
 

@@ -64,7 +64,9 @@ impl RequestFailure {
 
 /// Turns any SDK error into a code and message, without credentials or
 /// payloads (the SDK's messages contain neither).
-pub(crate) fn request_failure<E, R>(err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> RequestFailure
+pub(crate) fn request_failure<E, R>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> RequestFailure
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
@@ -75,7 +77,8 @@ where
             let e = service.err();
             RequestFailure::new(
                 e.code().unwrap_or("UnknownServiceError"),
-                e.message().unwrap_or("the service returned an error without a message"),
+                e.message()
+                    .unwrap_or("the service returned an error without a message"),
             )
         }
         SdkError::TimeoutError(_) => RequestFailure::new("Timeout", "request timed out"),
@@ -91,9 +94,7 @@ where
             };
             RequestFailure::new(code, error_chain(err))
         }
-        SdkError::ResponseError(_) => {
-            RequestFailure::new("MalformedResponse", error_chain(err))
-        }
+        SdkError::ResponseError(_) => RequestFailure::new("MalformedResponse", error_chain(err)),
         SdkError::ConstructionFailure(_) => {
             RequestFailure::new("ConstructionFailure", error_chain(err))
         }
