@@ -65,7 +65,12 @@ pub async fn wait_for_stream_active(client: &aws_sdk_kinesis::Client, name: &str
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = String::new();
     while Instant::now() < deadline {
-        match client.describe_stream_summary().stream_name(name).send().await {
+        match client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+        {
             Ok(out) => {
                 let status = out
                     .stream_description_summary()
@@ -135,7 +140,10 @@ pub async fn read_all_records(
         let mut calls = 0u32;
         while let Some(it) = iterator.take() {
             calls += 1;
-            assert!(calls < 10_000, "GetRecords on {stream}/{shard_id} does not end");
+            assert!(
+                calls < 10_000,
+                "GetRecords on {stream}/{shard_id} does not end"
+            );
             let out = client
                 .get_records()
                 .shard_iterator(it)

@@ -215,7 +215,8 @@ impl LocalServer {
 
     /// The server's stdout and stderr so far (for failure messages).
     pub fn output(&self) -> String {
-        let read = |name: &str| std::fs::read_to_string(self.logs.path().join(name)).unwrap_or_default();
+        let read =
+            |name: &str| std::fs::read_to_string(self.logs.path().join(name)).unwrap_or_default();
         format!(
             "--- {} stdout ---\n{}\n--- {} stderr ---\n{}",
             self.kind.name(),
@@ -235,7 +236,8 @@ impl LocalServer {
             }
             if port.is_none() {
                 // kinesalite.js with port 0 prints the port it got.
-                let out = std::fs::read_to_string(self.logs.path().join("stdout")).unwrap_or_default();
+                let out =
+                    std::fs::read_to_string(self.logs.path().join("stdout")).unwrap_or_default();
                 port = out
                     .lines()
                     .find_map(|l| l.strip_prefix("listening http://127.0.0.1:"))
@@ -244,9 +246,16 @@ impl LocalServer {
             if let Some(p) = port {
                 let tls_ok = match &self.tls_endpoint {
                     Some(url) => {
-                        let tls_port: u16 = url.rsplit(':').next().and_then(|s| s.parse().ok()).unwrap_or(0);
-                        TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, tls_port)), Duration::from_millis(500))
-                            .is_ok()
+                        let tls_port: u16 = url
+                            .rsplit(':')
+                            .next()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(0);
+                        TcpStream::connect_timeout(
+                            &SocketAddr::from((Ipv4Addr::LOCALHOST, tls_port)),
+                            Duration::from_millis(500),
+                        )
+                        .is_ok()
                     }
                     None => true,
                 };
@@ -264,7 +273,9 @@ impl LocalServer {
     }
 
     fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Stops the server now (what Drop does): kinesis-mock gets SIGKILL (it
@@ -272,7 +283,9 @@ impl LocalServer {
     /// SIGTERM, then SIGKILL after 5 s. The whole process group is signalled
     /// and the process is reaped.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         drop(self.stdin.take());
         let pgid = child.id() as libc::pid_t;
         if let Ok(Some(_)) = child.try_wait() {
@@ -375,7 +388,11 @@ fn spawn(kind: &ServerKind, logs: &Path) -> Spawned {
                 .env("SHOULD_PERSIST_DATA", "false")
                 .env("LOAD_DATA_IF_EXISTS", "false")
                 .env("PERSIST_PATH", logs.join("data"))
-                .env("LOG_LEVEL", std::env::var("SHARDLINE_KINESIS_MOCK_LOG_LEVEL").unwrap_or_else(|_| "WARN".into()));
+                .env(
+                    "LOG_LEVEL",
+                    std::env::var("SHARDLINE_KINESIS_MOCK_LOG_LEVEL")
+                        .unwrap_or_else(|_| "WARN".into()),
+                );
             for var in [
                 "CREATE_STREAM_DURATION",
                 "DELETE_STREAM_DURATION",
@@ -393,7 +410,10 @@ fn spawn(kind: &ServerKind, logs: &Path) -> Spawned {
             if initial_streams.is_empty() {
                 cmd.env_remove("INITIALIZE_STREAMS");
             } else {
-                let list: Vec<String> = initial_streams.iter().map(|(n, s)| format!("{n}:{s}")).collect();
+                let list: Vec<String> = initial_streams
+                    .iter()
+                    .map(|(n, s)| format!("{n}:{s}"))
+                    .collect();
                 cmd.env("INITIALIZE_STREAMS", list.join(","));
             }
             (cmd, Some(port), Some(tls_port))
