@@ -20,7 +20,7 @@ log() { printf '[setup-test-deps] %s\n' "$*"; }
 hash_files() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 # --- Python venv -------------------------------------------------------------
-py_hash="$(hash_files "$REQS" "$0")-$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+py_hash="$(hash_files "$REQS" "$ROOT/scripts/setup-test-deps.sh")-$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 py_stamp="$VENV/.shardline-stamp"
 if [[ "$FORCE" != 1 && -x "$VENV/bin/python" && -f "$py_stamp" && "$(cat "$py_stamp")" == "$py_hash" ]]; then
     log "python: $VENV up to date (stamp matches), skipping"
@@ -44,7 +44,7 @@ fi
 
 # --- Node servers --------------------------------------------------------------
 command -v npm >/dev/null || { log "npm not found"; exit 1; }
-node_hash="$(hash_files "$SERVERS/package.json" "$SERVERS/package-lock.json" "$0")-$(node --version)"
+node_hash="$(hash_files "$SERVERS/package.json" "$SERVERS/package-lock.json" "$ROOT/scripts/setup-test-deps.sh")-$(node --version)"
 node_stamp="$SERVERS/node_modules/.shardline-stamp"
 if [[ "$FORCE" != 1 && -f "$node_stamp" && "$(cat "$node_stamp")" == "$node_hash" ]]; then
     log "node: tests/servers/node_modules up to date (stamp matches), skipping"
