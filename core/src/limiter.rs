@@ -12,10 +12,11 @@
 
 use std::time::{Duration, Instant};
 
-/// How much a bucket may hold, in seconds of its rate. Small, so that a
-/// burst after an idle spell cannot push a rolling one-second window much
-/// past the quota.
-const BURST_SECONDS: f64 = 0.1;
+/// How much a bucket may hold, in seconds of its rate. The service counts
+/// over a rolling second, so any second may see the burst plus a second's
+/// rate: with the adaptive start at 95% of the quota, a 5% burst keeps that
+/// sum at the quota.
+const BURST_SECONDS: f64 = 0.05;
 /// Multiplicative decrease on throttling.
 const DECREASE_FACTOR: f64 = 0.85;
 /// Throttles closer together than this are one congestion event (one
@@ -25,6 +26,10 @@ const DECREASE_HOLDOFF: Duration = Duration::from_millis(300);
 /// quota: fast when well below the last throttling point, slow near it.
 const FAST_INCREASE_PER_SECOND: f64 = 0.20;
 const SLOW_INCREASE_PER_SECOND: f64 = 0.01;
+/// Where adaptive limiting starts: just under the quota, so a lone producer
+/// whose sends jitter by a record or two stays inside the shard's rolling
+/// one-second window.
+const ADAPTIVE_START_FRACTION: f64 = 0.95;
 /// Never go below this fraction of the quota, so a shard always drains.
 const MIN_FRACTION: f64 = 0.02;
 
@@ -122,7 +127,7 @@ impl RateLimiter {
         // Adaptive limiting starts at the quota (a lone producer needs no
         // more); fixed limiting runs at the configured cap, like the KPL.
         let fraction = if adaptive {
-            max_fraction.min(1.0)
+            max_fraction.min(ADAPTIVE_START_FRACTION)
         } else {
             max_fraction
         };
@@ -141,11 +146,14 @@ impl RateLimiter {
             last_increase: now,
             throttle_events: 0,
         };
+        // Buckets start empty: a new shard queue (a new producer, or a
+        // child shard after resharding) may not burst into a window that
+        // other senders have already filled.
         limiter.apply_fraction(now);
-        limiter.bytes.tokens = limiter.bytes.capacity;
-        limiter.records.tokens = limiter.records.capacity;
+        limiter.bytes.tokens = 0.0;
+        limiter.records.tokens = 0.0;
         if let Some(r) = &mut limiter.requests {
-            r.tokens = r.capacity;
+            r.tokens = 0.0;
         }
         limiter
     }
@@ -322,17 +330,18 @@ mod tests {
     fn throttling_cuts_once_per_event_and_success_recovers() {
         let start = Instant::now();
         let mut limiter = RateLimiter::new(shard_quota(), 150, true, start);
-        assert_eq!(limiter.fraction(), 1.0);
+        assert_eq!(limiter.fraction(), ADAPTIVE_START_FRACTION);
         limiter.on_throttled(start);
         limiter.on_throttled(start + Duration::from_millis(10));
-        assert!((limiter.fraction() - DECREASE_FACTOR).abs() < 1e-9);
+        let cut = ADAPTIVE_START_FRACTION * DECREASE_FACTOR;
+        assert!((limiter.fraction() - cut).abs() < 1e-9);
         // Recovers slowly near the point that throttled, and never past the cap.
         let mut now = start;
         for _ in 0..100 {
             now += Duration::from_millis(100);
             limiter.on_success(now);
         }
-        assert!(limiter.fraction() > DECREASE_FACTOR);
+        assert!(limiter.fraction() > cut);
         assert!(limiter.fraction() <= 1.5);
         for _ in 0..10_000 {
             now += Duration::from_millis(100);
@@ -358,9 +367,11 @@ mod tests {
             ..shard_quota()
         };
         let mut limiter = RateLimiter::new(quota, 100, false, now);
-        assert!(limiter.request_ready(now));
+        assert!(!limiter.request_ready(now), "buckets start empty");
+        let later = now + Duration::from_millis(100);
+        assert!(limiter.request_ready(later));
         limiter.take_request();
-        assert!(!limiter.request_ready(now));
-        assert!(limiter.request_ready(now + Duration::from_millis(100)));
+        assert!(!limiter.request_ready(later));
+        assert!(limiter.request_ready(later + Duration::from_millis(100)));
     }
 }

@@ -525,9 +525,16 @@ impl Dispatcher {
             return;
         }
         let settings = &self.shared.settings;
-        let delay = backoff(envelope.retries, settings.min_backoff, settings.max_backoff);
+        // A throttled record needs no backoff of its own when the limiter
+        // adapts: the limiter was just cut and paces the shard. A backoff
+        // would also hold back the shard's queue behind it.
+        let delay = if throttled && settings.adaptive_rate_limit {
+            Duration::ZERO
+        } else {
+            backoff(envelope.retries, settings.min_backoff, settings.max_backoff)
+        };
         envelope.retries += 1;
-        envelope.not_before = Some(now + delay);
+        envelope.not_before = (!delay.is_zero()).then_some(now + delay);
         if envelope.deadline <= now + delay {
             self.expire_envelope(envelope, now + delay, Some((code, message)));
         } else {

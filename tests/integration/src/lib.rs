@@ -6,6 +6,7 @@
 
 mod clients;
 mod servers;
+mod verify;
 
 pub use clients::{
     TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY, firehose_client, http_client,
@@ -13,4 +14,8 @@ pub use clients::{
 };
 pub use servers::{
     Kinesalite, KinesisMock, LocalServer, Moto, ServerKind, free_port, python, repo_root,
+};
+pub use verify::{
+    ReadRecord, consumer_view, local_config, multiset, read_user_records, send_from_threads,
+    workload,
 };

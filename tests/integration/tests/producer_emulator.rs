@@ -1,0 +1,452 @@
+//! The Kinesis producer end to end against the project's emulator: the only
+//! local server that throttles and injects faults.
+
+use std::time::{Duration, Instant};
+
+use shardline::{Error, FailureKind, Producer, UserRecord};
+use shardline_emulator::{Emulator, EmulatorConfig, Faults, Stall};
+use shardline_integration::{
+    consumer_view, kinesis_client, local_config, multiset, send_from_threads, workload,
+};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Sends `records`, checks every completion succeeded, then reads the
+/// stream back as a KCL consumer would and checks that every record is
+/// there. Returns how many copies a consumer would drop as misrouted.
+fn deliver_and_verify(
+    emulator: &Emulator,
+    producer: &Producer,
+    stream: &str,
+    records: Vec<UserRecord>,
+    threads: usize,
+) -> usize {
+    let expected = multiset(records.iter().map(|r| (r.partition_key(), &r.data()[..])));
+    let results = send_from_threads(producer, stream, records, threads);
+    let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} failures, first: {}",
+        failures.len(),
+        failures[0]
+    );
+    for report in results.iter().flatten() {
+        assert!(report.shard_id.is_some());
+        assert!(!report.sequence_number.is_empty());
+        assert!(report.attempts.last().is_some_and(|a| a.is_success()));
+    }
+    let rt = runtime();
+    rt.block_on(async {
+        let client = kinesis_client(&emulator.endpoint()).await;
+        let (read, dropped) = consumer_view(&client, stream).await;
+        let got = multiset(read.iter().map(|r| (r.partition_key.as_str(), &r.data[..])));
+        // At least once: every record is there; with no faults, exactly once.
+        for (key, count) in &expected {
+            let n = got.get(key).copied().unwrap_or(0);
+            assert!(n >= *count, "record {:?} missing ({n} of {count})", key.0);
+        }
+        dropped
+    })
+}
+
+#[test]
+fn hundred_thousand_records_arrive_exactly_once_on_their_shards() {
+    let emulator = Emulator::start_in_background(
+        EmulatorConfig::default()
+            .without_limits()
+            .with_stream("events", 4),
+    )
+    .unwrap();
+    let producer = Producer::new(local_config(&emulator.endpoint())).unwrap();
+    let records = workload(100_000, 1_000, 100);
+    let expected = multiset(records.iter().map(|r| (r.partition_key(), &r.data()[..])));
+    let misrouted = deliver_and_verify(&emulator, &producer, "events", records, 4);
+    assert_eq!(misrouted, 0, "a stable shard map misroutes nothing");
+    // Exactly once: nothing was retried, so nothing is duplicated.
+    let stored: usize = emulator
+        .records("events")
+        .iter()
+        .map(|r| {
+            shardline::aggregation::deaggregate(
+                &r.partition_key,
+                r.explicit_hash_key.as_deref(),
+                &r.data,
+            )
+            .unwrap()
+            .len()
+        })
+        .sum();
+    assert_eq!(stored, expected.values().sum::<usize>());
+    let metrics = producer.metrics();
+    assert_eq!(metrics.totals.user_records_put, 100_000);
+    assert!(
+        metrics.totals.kinesis_records_put < 10_000,
+        "aggregation packs records: {}",
+        metrics.totals.kinesis_records_put
+    );
+    producer.close_blocking(None).unwrap();
+}
+
+#[test]
+fn records_with_explicit_hash_keys_go_to_the_owning_shard() {
+    let emulator = Emulator::start_in_background(
+        EmulatorConfig::default()
+            .without_limits()
+            .with_stream("ehk", 3),
+    )
+    .unwrap();
+    let producer = Producer::new(local_config(&emulator.endpoint())).unwrap();
+    let keys = [
+        0u128,
+        1,
+        u128::MAX / 3,
+        u128::MAX / 2,
+        u128::MAX - 1,
+        u128::MAX,
+    ];
+    let records: Vec<UserRecord> = (0..3000)
+        .map(|i| {
+            UserRecord::new(format!("pk-{i}"), format!("d{i}"))
+                .with_explicit_hash_key(keys[i % keys.len()])
+        })
+        .collect();
+    assert_eq!(
+        deliver_and_verify(&emulator, &producer, "ehk", records, 2),
+        0
+    );
+    producer.close_blocking(None).unwrap();
+}
+
+#[test]
+fn aggregation_off_still_rate_limits() {
+    // KPL #127: with aggregation off the KPL does not limit at all.
+    let emulator =
+        Emulator::start_in_background(EmulatorConfig::default().with_stream("plain", 1)).unwrap();
+    let config = local_config(&emulator.endpoint()).aggregation_enabled(false);
+    let producer = Producer::new(config).unwrap();
+    let started = Instant::now();
+    deliver_and_verify(&emulator, &producer, "plain", workload(2_500, 50, 100), 2);
+    let elapsed = started.elapsed();
+    let stats = emulator.stats();
+    let stream = &stats.streams["plain"];
+    // 2,500 records at 1,000 records/s take at least ~1.5 s after the burst.
+    assert!(elapsed >= Duration::from_millis(1_300), "{elapsed:?}");
+    assert!(
+        stream.throttled_records * 20 <= stream.accepted_records,
+        "throttled {} of {}",
+        stream.throttled_records,
+        stream.accepted_records
+    );
+    producer.close_blocking(None).unwrap();
+}
+
+#[test]
+fn sustained_overload_is_paced_near_capacity_with_few_throttles() {
+    let emulator =
+        Emulator::start_in_background(EmulatorConfig::default().with_stream("busy", 1)).unwrap();
+    let producer = Producer::new(local_config(&emulator.endpoint())).unwrap();
+    // 4 MiB into a 1 MiB/s shard: at least 3 s of pacing.
+    let records = workload(4 * 1024, 64, 1024);
+    let started = Instant::now();
+    let results = send_from_threads(&producer, "busy", records, 2);
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(results.iter().all(|r| r.is_ok()));
+    let stats = emulator.stats();
+    let stream = &stats.streams["busy"];
+    let mib_per_s = stream.accepted_bytes as f64 / 1024.0 / 1024.0 / elapsed;
+    assert!(
+        (0.7..=1.1).contains(&mib_per_s),
+        "{mib_per_s:.3} MiB/s over {elapsed:.1} s"
+    );
+    assert!(
+        stream.throttled_records * 10 <= stream.accepted_records.max(10),
+        "throttled {} of {} Kinesis records",
+        stream.throttled_records,
+        stream.accepted_records
+    );
+    producer.close_blocking(None).unwrap();
+}
+
+#[test]
+fn two_producers_on_one_shard_both_get_through() {
+    let emulator =
+        Emulator::start_in_background(EmulatorConfig::default().with_stream("shared", 1)).unwrap();
+    let a = Producer::new(local_config(&emulator.endpoint())).unwrap();
+    let b = Producer::new(local_config(&emulator.endpoint())).unwrap();
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let ta = s.spawn(|| send_from_threads(&a, "shared", workload(2 * 1024, 32, 1024), 1));
+        let tb = s.spawn(|| send_from_threads(&b, "shared", workload(2 * 1024, 32, 1024), 1));
+        for results in [ta.join().unwrap(), tb.join().unwrap()] {
+            assert!(results.iter().all(|r| r.is_ok()), "a producer lost records");
+        }
+    });
+    let elapsed = started.elapsed();
+    // 4 MiB through a 1 MiB/s shard; neither producer starved the other
+    // into failing, and together they did not take far longer than the
+    // shard needs.
+    assert!(elapsed < Duration::from_secs(12), "{elapsed:?}");
+    a.close_blocking(None).unwrap();
+    b.close_blocking(None).unwrap();
+}
+
+#[test]
+fn injected_faults_lose_nothing() {
+    let faults = Faults {
+        record_failure_probability: 0.1,
+        internal_error_probability: 0.05,
+        service_unavailable_probability: 0.05,
+        drop_connection_probability: 0.03,
+        seed: Some(7),
+        ..Faults::default()
+    };
+    let emulator = Emulator::start_in_background(
+        EmulatorConfig::default()
+            .without_limits()
+            .with_stream("faulty", 2)
+            .with_faults(faults),
+    )
+    .unwrap();
+    let config = local_config(&emulator.endpoint())
+        .min_backoff(Duration::from_millis(10))
+        .max_backoff(Duration::from_millis(200))
+        .request_timeout(Duration::from_secs(2));
+    let producer = Producer::new(config).unwrap();
+    deliver_and_verify(
+        &emulator,
+        &producer,
+        "faulty",
+        workload(20_000, 200, 100),
+        2,
+    );
+    let metrics = producer.metrics();
+    assert!(
+        metrics.totals.all_errors > 0,
+        "faults were injected and seen"
+    );
+    let stats = emulator.stats();
+    assert!(stats.requests.injected_internal_errors + stats.requests.injected_unavailable > 0);
+    producer.close_blocking(None).unwrap();
+}
+
+#[test]
+fn a_stalled_endpoint_expires_records_with_their_attempts() {
+    let faults = Faults {
+        stall: Some(Stall::UntilCleared),
+        ..Faults::default()
+    };
+    let emulator =
+        Emulator::start_in_background(EmulatorConfig::default().with_stream("stuck", 1)).unwrap();
+    let config = local_config(&emulator.endpoint())
+        .record_ttl(Duration::from_millis(1500))
+        .request_timeout(Duration::from_millis(300))
+        .min_backoff(Duration::from_millis(50))
+        .max_backoff(Duration::from_millis(100));
+    let producer = Producer::new(config).unwrap();
+    // Let the shard map load, then stall the server.
+    producer
+        .send_blocking("stuck", UserRecord::new("k", "warm-up"), None)
+        .unwrap()
+        .wait()
+        .unwrap();
+    emulator.set_faults(faults);
+    let started = Instant::now();
+    let results = send_from_threads(&producer, "stuck", workload(200, 10, 100), 1);
+    for result in &results {
+        let err = result.as_ref().expect_err("nothing can be stored");
+        assert_eq!(err.kind, FailureKind::Expired, "{err}");
+        assert!(!err.attempts.is_empty(), "expiry carries the attempts");
+        assert!(err.attempts.iter().all(|a| a.error_code.is_some()));
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(producer.outstanding(), 0);
+    emulator.set_faults(Faults::default());
+    producer.close_blocking(None).unwrap();
+}
+
+#[test]
+fn a_full_buffer_refuses_then_recovers() {
+    let emulator =
+        Emulator::start_in_background(EmulatorConfig::default().with_stream("small", 1)).unwrap();
+    let config = local_config(&emulator.endpoint())
+        .max_buffered_records(100)
+        .request_timeout(Duration::from_secs(5));
+    let producer = Producer::new(config).unwrap();
+    producer
+        .send_blocking("small", UserRecord::new("k", "warm-up"), None)
+        .unwrap()
+        .wait()
+        .unwrap();
+    emulator.set_faults(Faults {
+        stall: Some(Stall::UntilCleared),
+        ..Faults::default()
+    });
+    let mut accepted = Vec::new();
+    let refused = loop {
+        match producer.try_send("small", UserRecord::new("k", "x")) {
+            Ok(f) => accepted.push(f),
+            Err(e) => break e,
+        }
+        assert!(accepted.len() <= 100, "the record cap holds");
+    };
+    assert_eq!(refused.error, Error::QueueFull);
+    assert_eq!(
+        refused.record.data().as_ref(),
+        b"x",
+        "the record comes back"
+    );
+    let blocked = producer.send_blocking(
+        "small",
+        UserRecord::new("k", "y"),
+        Some(Duration::from_millis(100)),
+    );
+    assert!(matches!(blocked, Err(e) if matches!(e.error, Error::Timeout(_))));
+    emulator.set_faults(Faults::default());
+    for f in accepted {
+        f.wait().expect("delivered once the endpoint answers");
+    }
+    let after = producer
+        .try_send("small", UserRecord::new("k", "after"))
+        .expect("room again");
+    producer
+        .flush_blocking(Some(Duration::from_secs(10)))
+        .unwrap();
+    after.wait().expect("delivered by the flush");
+    producer.close_blocking(None).unwrap();
+}
+
+#[test]
+fn bad_input_is_refused_with_a_specific_error() {
+    let emulator =
+        Emulator::start_in_background(EmulatorConfig::default().with_stream("s", 1)).unwrap();
+    let producer = Producer::new(local_config(&emulator.endpoint())).unwrap();
+    let refuse =
+        |stream: &str, r: UserRecord| producer.try_send(stream, r).expect_err("refused").error;
+    assert_eq!(
+        refuse("s", UserRecord::new("", "x")),
+        Error::EmptyPartitionKey
+    );
+    assert_eq!(
+        refuse("s", UserRecord::new("k".repeat(257), "x")),
+        Error::PartitionKeyTooLong { chars: 257 }
+    );
+    assert!(matches!(
+        refuse("s", UserRecord::new("k", vec![0u8; 1024 * 1024])),
+        Error::RecordTooLarge { .. }
+    ));
+    assert!(matches!(
+        refuse("", UserRecord::new("k", "x")),
+        Error::InvalidStreamName { .. }
+    ));
+    assert!(matches!(
+        refuse("bad name!", UserRecord::new("k", "x")),
+        Error::InvalidStreamName { .. }
+    ));
+    assert!(matches!(
+        UserRecord::new("k", "x").with_explicit_hash_key_str("-5"),
+        Err(Error::InvalidExplicitHashKey { .. })
+    ));
+    // Nothing refused was counted as outstanding.
+    assert_eq!(producer.outstanding(), 0);
+
+    // An unknown stream fails each record with the service's reason.
+    let err = producer
+        .send_blocking("no-such-stream", UserRecord::new("k", "x"), None)
+        .unwrap()
+        .wait()
+        .expect_err("unknown stream");
+    assert_eq!(err.kind, FailureKind::Rejected);
+    assert_eq!(err.code.as_deref(), Some("ResourceNotFoundException"));
+
+    // A bad config value names its key.
+    let mut config = local_config(&emulator.endpoint());
+    let e = config.set("rate_limit", "fast").unwrap_err();
+    assert!(e.to_string().contains("rate_limit"));
+    producer.close_blocking(None).unwrap();
+}
+
+#[test]
+fn expired_credentials_are_retried_then_fail_with_the_code() {
+    let faults = Faults {
+        expired_access_key_ids: vec![shardline_integration::TEST_ACCESS_KEY_ID.to_owned()],
+        ..Faults::default()
+    };
+    let emulator =
+        Emulator::start_in_background(EmulatorConfig::default().with_stream("creds", 1)).unwrap();
+    let config = local_config(&emulator.endpoint())
+        .record_ttl(Duration::from_millis(800))
+        .min_backoff(Duration::from_millis(20))
+        .max_backoff(Duration::from_millis(50));
+    let producer = Producer::new(config).unwrap();
+    producer
+        .send_blocking("creds", UserRecord::new("k", "warm-up"), None)
+        .unwrap()
+        .wait()
+        .unwrap();
+    emulator.set_faults(faults);
+    let err = producer
+        .send_blocking("creds", UserRecord::new("k", "x"), None)
+        .unwrap()
+        .wait()
+        .expect_err("credentials are refused");
+    assert_eq!(err.kind, FailureKind::Expired);
+    assert_eq!(err.code.as_deref(), Some("ExpiredTokenException"));
+    assert!(err.attempts.len() > 1, "retried within the TTL");
+    emulator.set_faults(Faults::default());
+    producer.close_blocking(None).unwrap();
+}
+
+#[test]
+fn resharding_while_producing_loses_and_misroutes_nothing() {
+    let emulator = Emulator::start_in_background(
+        EmulatorConfig::default()
+            .without_limits()
+            .with_stream("grow", 2),
+    )
+    .unwrap();
+    let config =
+        local_config(&emulator.endpoint()).shard_map_refresh_interval(Duration::from_millis(200));
+    let producer = Producer::new(config).unwrap();
+    let endpoint = emulator.endpoint();
+    let records = workload(60_000, 2_000, 50);
+    let expected = multiset(records.iter().map(|r| (r.partition_key(), &r.data()[..])));
+    let results = std::thread::scope(|s| {
+        let sender = s.spawn(|| send_from_threads(&producer, "grow", records, 2));
+        std::thread::sleep(Duration::from_millis(150));
+        runtime().block_on(async {
+            let client = kinesis_client(&endpoint).await;
+            client
+                .update_shard_count()
+                .stream_name("grow")
+                .target_shard_count(4)
+                .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+                .send()
+                .await
+                .expect("UpdateShardCount");
+        });
+        sender.join().unwrap()
+    });
+    assert!(results.iter().all(|r| r.is_ok()));
+    runtime().block_on(async {
+        let client = kinesis_client(&endpoint).await;
+        // Aggregates sent with the old map that landed on a child shard
+        // hold records the child does not own: the consumer drops those
+        // copies, and the producer re-sent them to their owners.
+        let (read, _dropped) = consumer_view(&client, "grow").await;
+        let got = multiset(read.iter().map(|r| (r.partition_key.as_str(), &r.data[..])));
+        for (key, count) in &expected {
+            assert!(
+                got.get(key).copied().unwrap_or(0) >= *count,
+                "lost {:?}",
+                key.0
+            );
+        }
+    });
+    assert!(producer.metrics().totals.shard_map_refreshes >= 2);
+    producer.close_blocking(None).unwrap();
+}
