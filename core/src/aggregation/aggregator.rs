@@ -12,6 +12,7 @@ use super::format::{
     put_decimal_table_entry, put_record, put_table_entry, record_body_len, record_field_len,
     table_entry_len,
 };
+use super::key_table::PartitionKeyTable;
 use crate::record::UserRecord;
 
 /// A record as sent to Kinesis: one user record as-is, or a KPL aggregate.
@@ -64,7 +65,10 @@ struct KeySlot {
 
 /// What adding one record would change, computed without changing anything.
 struct Placement {
-    partition_key: KeySlot,
+    partition_key_index: usize,
+    /// The key's hash when the key is new to the table (kept so `try_add`
+    /// does not hash it twice); `None` when it is already there.
+    new_partition_key_hash: Option<u64>,
     explicit_hash_key: Option<KeySlot>,
     added_len: usize,
 }
@@ -111,12 +115,8 @@ pub struct Aggregator {
     max_count: usize,
     records: Vec<UserRecord>,
     indexes: Vec<RecordIndexes>,
-    /// Partition key -> its index in the partition-key table.
-    partition_key_index: HashMap<String, usize>,
-    /// For each partition-key table entry, the position in `records` of the
-    /// record that introduced it: the encoder reads the key from there, so
-    /// the table never needs a second copy in order.
-    partition_key_first_record: Vec<usize>,
+    /// The partition-key table; it reads keys from `records`.
+    partition_keys: PartitionKeyTable,
     /// Explicit hash key -> its index in the explicit-hash-key table. Keyed
     /// by the number, not the decimal string: nothing is formatted until
     /// `take`.
@@ -141,8 +141,7 @@ impl Aggregator {
             max_count,
             records: Vec::new(),
             indexes: Vec::new(),
-            partition_key_index: HashMap::new(),
-            partition_key_first_record: Vec::new(),
+            partition_keys: PartitionKeyTable::new(),
             explicit_hash_key_index: HashMap::new(),
             explicit_hash_keys: Vec::new(),
             protobuf_len: 0,
@@ -190,12 +189,11 @@ impl Aggregator {
             }
         }
         let position = self.records.len();
-        if placement.partition_key.is_new {
-            self.partition_key_index.insert(
-                record.partition_key().to_owned(),
-                placement.partition_key.index,
-            );
-            self.partition_key_first_record.push(position);
+        if let Some(hash) = placement.new_partition_key_hash {
+            let index = self
+                .partition_keys
+                .insert(record.partition_key(), hash, position);
+            debug_assert_eq!(index, placement.partition_key_index);
         }
         let explicit_hash_key = match (placement.explicit_hash_key, record.explicit_hash_key()) {
             (Some(slot), Some(key)) => {
@@ -208,7 +206,7 @@ impl Aggregator {
             _ => None,
         };
         self.indexes.push(RecordIndexes {
-            partition_key: placement.partition_key.index,
+            partition_key: placement.partition_key_index,
             explicit_hash_key,
         });
         self.protobuf_len += placement.added_len;
@@ -253,24 +251,20 @@ impl Aggregator {
         let partition_key = record.partition_key();
         // Runs of one key are common (one hot key per shard); comparing with
         // the last record is cheaper than hashing.
-        let partition_key_slot = match self.records.last() {
-            Some(last) if last.partition_key() == partition_key => KeySlot {
-                index: self.indexes[self.indexes.len() - 1].partition_key,
-                is_new: false,
-            },
-            _ => match self.partition_key_index.get(partition_key) {
-                Some(&index) => KeySlot {
-                    index,
-                    is_new: false,
-                },
-                None => KeySlot {
-                    index: self.partition_key_first_record.len(),
-                    is_new: true,
-                },
-            },
+        let (partition_key_index, new_partition_key_hash) = match self.records.last() {
+            Some(last) if last.partition_key() == partition_key => {
+                (self.indexes[self.indexes.len() - 1].partition_key, None)
+            }
+            _ => {
+                let hash = self.partition_keys.hash(partition_key);
+                match self.partition_keys.find(partition_key, hash, &self.records) {
+                    Some(index) => (index, None),
+                    None => (self.partition_keys.len(), Some(hash)),
+                }
+            }
         };
         let mut added_len = 0;
-        if partition_key_slot.is_new {
+        if new_partition_key_hash.is_some() {
             added_len += table_entry_len(partition_key.len());
         }
         let explicit_hash_key_slot =
@@ -290,13 +284,14 @@ impl Aggregator {
                     }
                 });
         let body_len = record_body_len(
-            partition_key_slot.index,
+            partition_key_index,
             explicit_hash_key_slot.map(|slot| slot.index),
             record.data().len(),
         );
         added_len += record_field_len(body_len);
         Placement {
-            partition_key: partition_key_slot,
+            partition_key_index,
+            new_partition_key_hash,
             explicit_hash_key: explicit_hash_key_slot,
             added_len,
         }
@@ -309,7 +304,7 @@ impl Aggregator {
         let total_len = AGGREGATE_OVERHEAD + self.protobuf_len;
         let mut out = Vec::with_capacity(total_len);
         out.extend_from_slice(&MAGIC);
-        for &position in &self.partition_key_first_record {
+        for &position in self.partition_keys.first_records() {
             let key = records[position].partition_key();
             put_table_entry(PARTITION_KEY_TABLE_TAG, key.as_bytes(), &mut out);
         }
@@ -343,8 +338,7 @@ impl Aggregator {
     fn reset(&mut self) {
         self.records.clear();
         self.indexes.clear();
-        self.partition_key_index.clear();
-        self.partition_key_first_record.clear();
+        self.partition_keys.clear();
         self.explicit_hash_key_index.clear();
         self.explicit_hash_keys.clear();
         self.protobuf_len = 0;
@@ -357,7 +351,7 @@ impl fmt::Debug for Aggregator {
             .field("max_size", &self.max_size)
             .field("max_count", &self.max_count)
             .field("records", &self.records.len())
-            .field("partition_keys", &self.partition_key_first_record.len())
+            .field("partition_keys", &self.partition_keys.len())
             .field("explicit_hash_keys", &self.explicit_hash_keys.len())
             .field("size", &self.size())
             .finish()

@@ -52,6 +52,7 @@
 mod aggregator;
 mod deaggregate;
 pub mod format;
+mod key_table;
 
 pub use aggregator::{Aggregator, KinesisRecord, aggregate_all};
 pub use deaggregate::{DeaggregatedRecord, deaggregate, decode_aggregate};

@@ -1,0 +1,103 @@
+//! Micro-benchmarks for KPL aggregation, one group per question:
+//!
+//! - `partition_key_hash`: what does routing a record by its key cost?
+//! - `aggregation`: how many user records (and MB) per second does packing
+//!   into KPL aggregates (`try_add` + `take`, MD5 included) sustain?
+//! - `digest`: how fast are raw MD5 and SHA-256 on this machine, measured in
+//!   the same run, so the aggregation figures have a yardstick?
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use md5::{Digest, Md5};
+use sha2::Sha256;
+use shardline::UserRecord;
+use shardline::aggregation::{Aggregator, KinesisRecord};
+use shardline::hash::partition_key_hash;
+
+/// KPL's default `AggregationMaxSize`.
+const AGGREGATION_MAX_SIZE: usize = 51_200;
+/// KPL's default `AggregationMaxCount` (effectively unlimited).
+const AGGREGATION_MAX_COUNT: usize = 4_294_967_295;
+/// About 1 MiB of payload per iteration, whatever the record size.
+const PAYLOAD_PER_ITERATION: usize = 1 << 20;
+
+fn partition_key(i: usize) -> String {
+    // UUID-shaped, 36 characters: the common choice of key.
+    format!("{:08x}-0000-4000-8000-{:012x}", i as u32, i)
+}
+
+fn bench_partition_key_hash(c: &mut Criterion) {
+    let mut group = c.benchmark_group("partition_key_hash");
+    let key = partition_key(12345);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("uuid_key_36_chars", |b| {
+        b.iter(|| partition_key_hash(black_box(&key)))
+    });
+    group.finish();
+}
+
+/// Distinct keys, one per record: the worst case for the key table.
+fn user_records(record_size: usize) -> Vec<UserRecord> {
+    let count = PAYLOAD_PER_ITERATION / record_size;
+    let payload = Bytes::from(vec![0x5a; record_size]);
+    (0..count)
+        .map(|i| UserRecord::new(partition_key(i), payload.clone()))
+        .collect()
+}
+
+/// What the producer's per-shard loop does: add until full, take, repeat.
+fn aggregate(records: Vec<UserRecord>) -> Vec<(KinesisRecord, Vec<UserRecord>)> {
+    let mut aggregator = Aggregator::new(AGGREGATION_MAX_SIZE, AGGREGATION_MAX_COUNT);
+    let mut out = Vec::new();
+    for record in records {
+        if let Err(record) = aggregator.try_add(record) {
+            out.extend(aggregator.take());
+            aggregator
+                .try_add(record)
+                .expect("empty aggregator accepts");
+        }
+    }
+    out.extend(aggregator.take());
+    out
+}
+
+fn bench_aggregation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("aggregation");
+    for (label, record_size) in [("100B", 100), ("1KiB", 1024), ("10KiB", 10 * 1024)] {
+        let records = user_records(record_size);
+        let data_bytes: usize = records.iter().map(|r| r.data().len()).sum();
+        // Criterion takes one throughput unit per benchmark, so the same
+        // work is measured twice: once counted in records, once in bytes.
+        for (unit, throughput) in [
+            ("records", Throughput::Elements(records.len() as u64)),
+            ("bytes", Throughput::Bytes(data_bytes as u64)),
+        ] {
+            group.throughput(throughput);
+            group.bench_with_input(BenchmarkId::new(unit, label), &records, |b, records| {
+                b.iter_batched(|| records.clone(), aggregate, BatchSize::LargeInput)
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_digest(c: &mut Criterion) {
+    let mut group = c.benchmark_group("digest");
+    let buffer = vec![0x5au8; 1 << 20];
+    group.throughput(Throughput::Bytes(buffer.len() as u64));
+    group.bench_function("md5_1MiB", |b| b.iter(|| Md5::digest(black_box(&buffer))));
+    group.bench_function("sha256_1MiB", |b| {
+        b.iter(|| Sha256::digest(black_box(&buffer)))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_partition_key_hash,
+    bench_aggregation,
+    bench_digest
+);
+criterion_main!(benches);
