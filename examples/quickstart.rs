@@ -73,9 +73,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match (&emulator, &args.endpoint) {
         (Some(emulator), _) => {
             println!("emulator: {} (shard limits on)", emulator.endpoint());
-            config = config
-                .endpoint_url(emulator.endpoint())
-                .static_credentials("quickstart", "quickstart", None);
+            config = config.endpoint_url(emulator.endpoint()).static_credentials(
+                "quickstart",
+                "quickstart",
+                None,
+            );
         }
         (None, Some(endpoint)) => config = config.endpoint_url(endpoint),
         (None, None) => unreachable!(),
