@@ -50,6 +50,9 @@
 //! # }
 //! ```
 #![warn(missing_docs)]
+// `send` hands a refused record back inside its error (as tokio's
+// `TrySendError` and rdkafka do), so the error is as large as a record.
+#![allow(clippy::result_large_err)]
 
 pub mod aggregation;
 mod aws;

@@ -163,7 +163,7 @@ impl Dispatcher {
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::Envelope(envelope) => self.enqueue(envelope),
+            Command::Envelope(envelope) => self.enqueue(*envelope),
             Command::Unrouted | Command::Wake => {}
             Command::Shutdown => self.shutting_down = true,
         }
@@ -832,7 +832,7 @@ impl Dispatcher {
         }
         while let Ok(command) = self.commands.try_recv() {
             if let Command::Envelope(envelope) = command {
-                fail_envelope(envelope, FailureKind::Closed, None, message);
+                fail_envelope(*envelope, FailureKind::Closed, None, message);
             }
         }
     }

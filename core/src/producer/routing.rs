@@ -26,8 +26,9 @@ use crate::shard_map::ShardMap;
 /// dispatcher.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// A sealed service record, ready to be collected into a request.
-    Envelope(Envelope),
+    /// A sealed service record, ready to be collected into a request
+    /// (boxed: it is large, and sent once per aggregate, not per record).
+    Envelope(Box<Envelope>),
     /// Records are waiting for the first shard map.
     Unrouted,
     /// Something changed (a flush started): look again.
@@ -160,11 +161,7 @@ impl StreamPipeline {
         ticket: Ticket,
     ) -> [Option<(Packer, Vec<Ticket>)>; 2] {
         let mut sealed = [None, None];
-        let record = match buffer.packer.try_add(record) {
-            Ok(()) => None,
-            Err(record) => Some(record),
-        };
-        if let Some(record) = record {
+        if let Err(record) = buffer.packer.try_add(record) {
             sealed[0] = buffer.take_contents(self.packing);
             // An empty packer takes any record.
             if buffer.packer.try_add(record).is_err() {
@@ -186,7 +183,7 @@ impl StreamPipeline {
         if let Some(envelope) = self.seal(shard_id, packer, tickets, Instant::now()) {
             // The dispatcher outlives every sender; if it is gone the
             // envelope's tickets complete as closed when dropped.
-            let _ = self.commands.send(Command::Envelope(envelope));
+            let _ = self.commands.send(Command::Envelope(Box::new(envelope)));
         }
     }
 
