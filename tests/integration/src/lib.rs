@@ -5,6 +5,7 @@
 //! `tests/servers/README.md` for what each one does and doesn't do.
 
 mod clients;
+mod moto_s3;
 mod servers;
 mod verify;
 
@@ -12,6 +13,7 @@ pub use clients::{
     TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY, firehose_client, http_client,
     kinesis_client, list_all_shards, parse_hash_key, read_all_records, wait_for_stream_active,
 };
+pub use moto_s3::{create_bucket, create_s3_delivery_stream, s3_objects};
 pub use servers::{
     Kinesalite, KinesisMock, LocalServer, Moto, ServerKind, free_port, python, repo_root,
 };

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ScalingType, Shard};
-use base64::Engine as _;
 use shardline_integration::{
-    Kinesalite, KinesisMock, LocalServer, Moto, firehose_client, kinesis_client, list_all_shards,
-    parse_hash_key, python, read_all_records, repo_root, wait_for_stream_active,
+    Kinesalite, KinesisMock, LocalServer, Moto, create_bucket, create_s3_delivery_stream,
+    firehose_client, kinesis_client, list_all_shards, parse_hash_key, read_all_records, s3_objects,
+    wait_for_stream_active,
 };
 
 /// `(start, end, open)` of each shard, sorted by start.
@@ -364,73 +364,19 @@ async fn kinesis_mock_create_put_read_update_shard_count() {
     check_150_shards(&client, Some(100)).await;
 }
 
-fn s3_tool(endpoint: &str, cmd: &str, bucket: &str) -> serde_json::Value {
-    let out = std::process::Command::new(python())
-        .arg(repo_root().join("tests/servers/s3_tool.py"))
-        .args([cmd, endpoint, bucket])
-        .output()
-        .expect("run s3_tool.py");
-    assert!(
-        out.status.success(),
-        "s3_tool.py {cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("s3_tool.py prints JSON")
-}
-
-fn s3_objects(endpoint: &str, bucket: &str) -> Vec<(String, Vec<u8>)> {
-    let v = s3_tool(endpoint, "dump", bucket);
-    v["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| {
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(o["data_b64"].as_str().unwrap())
-                .unwrap();
-            (o["key"].as_str().unwrap().to_owned(), data)
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn moto_firehose_direct_put_writes_s3_objects() {
     use aws_sdk_firehose::primitives::Blob;
-    use aws_sdk_firehose::types::{
-        BufferingHints, CompressionFormat, DeliveryStreamStatus, DeliveryStreamType,
-        ExtendedS3DestinationConfiguration, Record,
-    };
+    use aws_sdk_firehose::types::{DeliveryStreamStatus, Record};
     let server = Moto::start();
     eprintln!(
         "moto at {} started in {:?}",
         server.endpoint, server.startup
     );
-    s3_tool(&server.endpoint, "create-bucket", "sink");
+    create_bucket(&server.endpoint, "sink");
 
     let fh = firehose_client(&server.endpoint).await;
-    fh.create_delivery_stream()
-        .delivery_stream_name("fh")
-        .delivery_stream_type(DeliveryStreamType::DirectPut)
-        .extended_s3_destination_configuration(
-            ExtendedS3DestinationConfiguration::builder()
-                .role_arn("arn:aws:iam::123456789012:role/firehose")
-                .bucket_arn("arn:aws:s3:::sink")
-                .prefix("out/")
-                // moto echoes back only what it was given, and the SDK fails to
-                // parse a DescribeDeliveryStream without CompressionFormat.
-                .compression_format(CompressionFormat::Uncompressed)
-                .buffering_hints(
-                    BufferingHints::builder()
-                        .size_in_mbs(128)
-                        .interval_in_seconds(900)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("CreateDeliveryStream");
+    create_s3_delivery_stream(&fh, "fh", "sink").await;
     let desc = fh
         .describe_delivery_stream()
         .delivery_stream_name("fh")
