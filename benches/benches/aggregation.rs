@@ -5,10 +5,17 @@
 //!   into KPL aggregates (`try_add` + `take`, MD5 included) sustain?
 //! - `digest`: how fast are raw MD5 and SHA-256 on this machine, measured in
 //!   the same run, so the aggregation figures have a yardstick?
+//!
+//! Every group measures the CPU time of the benchmark thread
+//! (`CLOCK_THREAD_CPUTIME_ID` on Linux), not wall time: the benchmark
+//! machines are shared, and wall time there mostly measures how long the
+//! thread waited for a core. Elsewhere it falls back to wall time.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use bytes::Bytes;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use md5::{Digest, Md5};
 use sha2::Sha256;
@@ -23,12 +30,71 @@ const AGGREGATION_MAX_COUNT: usize = 4_294_967_295;
 /// About 1 MiB of payload per iteration, whatever the record size.
 const PAYLOAD_PER_ITERATION: usize = 1 << 20;
 
+/// Criterion measurement: CPU time consumed by the calling thread.
+struct ThreadCpuTime;
+
+impl ThreadCpuTime {
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    fn now() -> Duration {
+        #[repr(C)]
+        struct Timespec {
+            seconds: i64,
+            nanoseconds: i64,
+        }
+        const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+        unsafe extern "C" {
+            fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
+        }
+        let mut time = Timespec {
+            seconds: 0,
+            nanoseconds: 0,
+        };
+        // SAFETY: `time` is a valid, writable timespec (two 64-bit fields on
+        // 64-bit Linux) and the clock id is a constant the kernel defines.
+        let status = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut time) };
+        assert_eq!(status, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+        Duration::new(time.seconds as u64, time.nanoseconds as u32)
+    }
+
+    #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+    fn now() -> Duration {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
+    }
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        Self::now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        Self::now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Values are nanoseconds, exactly as wall time's are.
+        static WALL_TIME: WallTime = WallTime;
+        WALL_TIME.formatter()
+    }
+}
+
 fn partition_key(i: usize) -> String {
     // UUID-shaped, 36 characters: the common choice of key.
     format!("{:08x}-0000-4000-8000-{:012x}", i as u32, i)
 }
 
-fn bench_partition_key_hash(c: &mut Criterion) {
+fn bench_partition_key_hash(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("partition_key_hash");
     let key = partition_key(12345);
     group.throughput(Throughput::Elements(1));
@@ -63,7 +129,7 @@ fn aggregate(records: Vec<UserRecord>) -> Vec<(KinesisRecord, Vec<UserRecord>)> 
     out
 }
 
-fn bench_aggregation(c: &mut Criterion) {
+fn bench_aggregation(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("aggregation");
     for (label, record_size) in [("100B", 100), ("1KiB", 1024), ("10KiB", 10 * 1024)] {
         let records = user_records(record_size);
@@ -83,7 +149,7 @@ fn bench_aggregation(c: &mut Criterion) {
     group.finish();
 }
 
-fn bench_digest(c: &mut Criterion) {
+fn bench_digest(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("digest");
     let buffer = vec![0x5au8; 1 << 20];
     group.throughput(Throughput::Bytes(buffer.len() as u64));
@@ -94,10 +160,9 @@ fn bench_digest(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    benches,
-    bench_partition_key_hash,
-    bench_aggregation,
-    bench_digest
-);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = bench_partition_key_hash, bench_aggregation, bench_digest
+}
 criterion_main!(benches);
