@@ -588,6 +588,20 @@ impl Dispatcher {
         last_error: Option<(&str, &str)>,
     ) {
         let ttl = self.pipeline.record_ttl;
+        // Without a fresh error, report the last one the record met.
+        let last_attempt = envelope
+            .tickets
+            .first()
+            .and_then(|t| t.attempts.last())
+            .cloned();
+        let last_error = last_error.or_else(|| {
+            last_attempt.as_ref().and_then(|a| {
+                Some((
+                    a.error_code.as_deref()?,
+                    a.error_message.as_deref().unwrap_or(""),
+                ))
+            })
+        });
         let code = last_error.map(|(c, _)| c.to_owned());
         let message = expiry_message(ttl, last_error, "");
         if envelope.tickets.iter().all(|t| t.deadline(ttl) <= at) {
