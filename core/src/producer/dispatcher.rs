@@ -117,9 +117,13 @@ impl Dispatcher {
             let now = Instant::now();
             if self.shutting_down {
                 self.fail_everything_queued("the producer was closed before this record was sent");
-                if self.requests.is_empty() {
-                    break;
-                }
+                // `close` has waited its timeout already: requests still in
+                // flight are abandoned, and their records complete as
+                // failed when the aborted tasks drop them (they may have
+                // been stored: delivery is at least once).
+                self.requests.abort_all();
+                while self.requests.join_next().await.is_some() {}
+                break;
             } else {
                 self.flush_aged_buffers(now);
                 if now >= self.next_expiry_scan {

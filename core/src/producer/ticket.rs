@@ -142,7 +142,7 @@ impl Drop for Ticket {
             self.finish(Err(DeliveryError {
                 kind: FailureKind::Closed,
                 code: None,
-                message: "the producer dropped this record before it completed".into(),
+                message: "the producer closed while this record was in flight; it may or may not have been stored".into(),
                 attempts,
             }));
         }

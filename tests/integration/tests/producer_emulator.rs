@@ -450,3 +450,86 @@ fn resharding_while_producing_loses_and_misroutes_nothing() {
     assert!(producer.metrics().totals.shard_map_refreshes >= 2);
     producer.close_blocking(None).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_callers_on_their_own_runtime() {
+    let emulator = Emulator::start_in_background(
+        EmulatorConfig::default()
+            .without_limits()
+            .with_stream("async", 2),
+    )
+    .unwrap();
+    let producer = Producer::with_runtime(
+        local_config(&emulator.endpoint()),
+        shardline::Service::Kinesis,
+        tokio::runtime::Handle::current(),
+    )
+    .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..8 {
+        let producer = producer.clone();
+        tasks.spawn(async move {
+            let mut deliveries = Vec::new();
+            for i in 0..500 {
+                let record = UserRecord::new(format!("k{task}-{i}"), format!("t{task}-{i}"));
+                deliveries.push(producer.send("async", record).await.expect("accepted"));
+            }
+            for d in deliveries {
+                d.await.expect("delivered");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    producer.flush(Some(Duration::from_secs(10))).await.unwrap();
+    assert_eq!(producer.metrics().totals.user_records_put, 4_000);
+    producer.close(None).await.unwrap();
+    assert!(producer.is_closed());
+    let refused = producer
+        .send("async", UserRecord::new("k", "late"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.error, Error::Closed);
+}
+
+#[test]
+fn close_is_bounded_by_its_timeout_with_requests_in_flight() {
+    let emulator =
+        Emulator::start_in_background(EmulatorConfig::default().with_stream("slow", 1)).unwrap();
+    let config = local_config(&emulator.endpoint()).request_timeout(Duration::from_secs(60));
+    let producer = Producer::new(config).unwrap();
+    producer
+        .send_blocking("slow", UserRecord::new("k", "warm-up"), None)
+        .unwrap()
+        .wait()
+        .unwrap();
+    emulator.set_faults(Faults {
+        stall: Some(Stall::UntilCleared),
+        ..Faults::default()
+    });
+    let pending: Vec<_> = (0..50)
+        .map(|i| {
+            producer
+                .try_send("slow", UserRecord::new("k", format!("r{i}")))
+                .unwrap()
+        })
+        .collect();
+    let started = Instant::now();
+    assert!(
+        producer
+            .close_blocking(Some(Duration::from_millis(500)))
+            .is_err(),
+        "not all delivered"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "close took {:?}",
+        started.elapsed()
+    );
+    for p in pending {
+        let err = p.wait().expect_err("the server never answered");
+        assert_eq!(err.kind, FailureKind::Closed, "{err}");
+    }
+    emulator.set_faults(Faults::default());
+}
