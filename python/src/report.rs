@@ -37,10 +37,11 @@ impl PyAttempt {
                 self.delay, self.duration
             ),
             Some(code) => format!(
-                "Attempt(delay={:.6}, duration={:.6}, error_code={code:?}, error_message={:?})",
+                "Attempt(delay={:.6}, duration={:.6}, error_code={}, error_message={})",
                 self.delay,
                 self.duration,
-                self.error_message.as_deref().unwrap_or("")
+                py_str_repr(code),
+                py_str_repr(self.error_message.as_deref().unwrap_or(""))
             ),
         }
     }
@@ -88,11 +89,11 @@ pub(crate) struct PyDeliveryReport {
 impl PyDeliveryReport {
     fn __repr__(&self) -> String {
         format!(
-            "DeliveryReport(shard_id={}, sequence_number={:?}, attempts={}, aggregated={})",
+            "DeliveryReport(shard_id={}, sequence_number={}, attempts={}, aggregated={})",
             self.shard_id
                 .as_deref()
-                .map_or_else(|| "None".to_owned(), |s| format!("{s:?}")),
-            self.sequence_number,
+                .map_or_else(|| "None".to_owned(), py_str_repr),
+            py_str_repr(&self.sequence_number),
             self.attempts.len(),
             if self.aggregated { "True" } else { "False" },
         )
@@ -108,4 +109,9 @@ impl From<&shardline::DeliveryReport> for PyDeliveryReport {
             aggregated: r.aggregated,
         }
     }
+}
+
+/// A str as Python's `repr` shows it (for the ASCII ids and codes it is used on).
+fn py_str_repr(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }

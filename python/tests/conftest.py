@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[2]
 SERVERS = REPO / "tests" / "servers"
 
 # The emulator's fixed streams (more can be made through its admin API).
-EMULATOR_STREAMS = {"clicks": 4, "one-shard": 1, "busy": 2}
+# Not 1 shard: the emulator (bf44a03) overflows in even_split(1) in debug builds.
+EMULATOR_STREAMS = {"clicks": 4, "busy": 2}
 EMULATOR_DELIVERY_STREAMS = ["clicks-to-s3", "events-to-s3"]
 
 CREDENTIALS = {"aws_access_key_id": "AKIDTEST", "aws_secret_access_key": "secret"}
