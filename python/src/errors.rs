@@ -90,7 +90,7 @@ fn make_types(py: Python<'_>) -> PyResult<ExceptionTypes> {
         "QueueFullError",
         "The producer's buffer is at its cap (`max_buffered_bytes` / `max_buffered_records`) \
          and the call was not allowed to wait (or waited past its timeout).",
-        &[b.clone()],
+        std::slice::from_ref(&b),
         &[],
     )?;
     let mut timeout_bases = vec![b.clone(), builtin_timeout.clone()];
@@ -109,7 +109,7 @@ fn make_types(py: Python<'_>) -> PyResult<ExceptionTypes> {
         py,
         "ClosedError",
         "The producer is closed and accepts no more records.",
-        &[b.clone()],
+        std::slice::from_ref(&b),
         &[],
     )?;
     let none = py.None().into_bound(py);

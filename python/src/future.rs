@@ -35,10 +35,13 @@ pub(crate) enum Outcome {
     Refused(Error),
 }
 
+/// A completed future and the callbacks waiting for it.
+type Completed = (Py<RecordFuture>, Vec<Py<PyAny>>);
+
 /// Done callbacks on their way to the Python thread that runs them.
 #[derive(Debug, Default)]
 pub(crate) struct CallbackQueue {
-    items: Mutex<VecDeque<(Py<RecordFuture>, Vec<Py<PyAny>>)>>,
+    items: Mutex<VecDeque<Completed>>,
     ready: Condvar,
     stopped: AtomicBool,
 }
@@ -67,11 +70,7 @@ impl PyCallbackQueue {
     /// Waits up to `timeout` seconds (GIL released) for completed futures
     /// with done callbacks; returns `[(future, [callback, ...]), ...]`, or
     /// None once `stop()` was called and nothing is left.
-    fn take(
-        &self,
-        py: Python<'_>,
-        timeout: f64,
-    ) -> Option<Vec<(Py<RecordFuture>, Vec<Py<PyAny>>)>> {
+    fn take(&self, py: Python<'_>, timeout: f64) -> Option<Vec<Completed>> {
         let queue = &self.inner;
         let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
         let items: Vec<_> = py.detach(|| {
