@@ -11,7 +11,7 @@
 //! native future worth having over `concurrent.futures.Future`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -97,13 +97,33 @@ impl PyCallbackQueue {
     }
 }
 
+/// What the futures of one producer share.
+#[derive(Debug)]
+pub(crate) struct CellShared {
+    pub(crate) queue: Arc<CallbackQueue>,
+    /// Delivery callbacks handed to the core and not yet run or dropped.
+    /// The core releases a record's buffer space just before it calls the
+    /// callback, so its `flush` can return a moment before the last
+    /// futures are done; `flush` waits for this to reach zero as well.
+    pub(crate) armed: AtomicUsize,
+}
+
+impl CellShared {
+    pub(crate) fn new(queue: Arc<CallbackQueue>) -> Arc<Self> {
+        Arc::new(CellShared {
+            queue,
+            armed: AtomicUsize::new(0),
+        })
+    }
+}
+
 /// The state a future shares with the producer thread that completes it.
 #[derive(Debug)]
 pub(crate) struct FutureCell {
     outcome: OnceLock<Outcome>,
     waiters: Mutex<Waiters>,
     done: Condvar,
-    queue: Arc<CallbackQueue>,
+    pub(crate) shared: Arc<CellShared>,
 }
 
 #[derive(Debug, Default)]
@@ -115,12 +135,12 @@ struct Waiters {
 }
 
 impl FutureCell {
-    pub(crate) fn new(queue: Arc<CallbackQueue>) -> Arc<Self> {
+    pub(crate) fn new(shared: Arc<CellShared>) -> Arc<Self> {
         Arc::new(FutureCell {
             outcome: OnceLock::new(),
             waiters: Mutex::new(Waiters::default()),
             done: Condvar::new(),
-            queue,
+            shared,
         })
     }
 
@@ -135,7 +155,7 @@ impl FutureCell {
         };
         self.done.notify_all();
         if let Some(owner) = owner {
-            self.queue.push(owner, callbacks);
+            self.shared.queue.push(owner, callbacks);
         }
     }
 

@@ -21,9 +21,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PyString, 
 use shardline::{Config, Error, Producer, SendError, Service, UserRecord};
 
 use crate::errors::{new_err, to_py_err, types};
-use crate::future::{
-    CallbackQueue, FutureCell, Outcome, PyCallbackQueue, RecordFuture, WAIT_SLICE,
-};
+use crate::future::{CellShared, FutureCell, Outcome, PyCallbackQueue, RecordFuture, WAIT_SLICE};
 
 /// The pid of this process, updated in a child right after `fork()` (the
 /// hook is registered when the module is imported). Comparing a producer's
@@ -45,7 +43,7 @@ pub(crate) struct NativeProducer {
     producer: ManuallyDrop<Producer>,
     service: Service,
     pid: u32,
-    queue: Arc<CallbackQueue>,
+    cells: Arc<CellShared>,
     max_record_size: usize,
 }
 
@@ -55,6 +53,24 @@ impl Drop for NativeProducer {
             // SAFETY: dropped once, here, and never used again.
             unsafe { ManuallyDrop::drop(&mut self.producer) };
         }
+    }
+}
+
+/// A delivery callback's hold on its future; counted in
+/// [`CellShared::armed`] until the callback has run or been dropped unrun
+/// (when the core refuses the record).
+struct Armed(Arc<FutureCell>);
+
+impl Armed {
+    fn new(cell: &Arc<FutureCell>) -> Self {
+        cell.shared.armed.fetch_add(1, Ordering::AcqRel);
+        Armed(cell.clone())
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        self.0.shared.armed.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -94,8 +110,22 @@ impl NativeProducer {
     }
 
     fn callback(cell: &Arc<FutureCell>) -> shardline::DeliveryCallback {
-        let cell = cell.clone();
-        Box::new(move |result| cell.complete(Outcome::Delivered(result)))
+        let armed = Armed::new(cell);
+        Box::new(move |result| armed.0.complete(Outcome::Delivered(result)))
+    }
+
+    /// Waits (after the core's flush) until every delivery callback has
+    /// run, so that all futures of flushed records are done.
+    fn wait_for_callbacks(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<bool> {
+        let armed = &self.cells.armed;
+        while armed.load(Ordering::Acquire) != 0 {
+            if past(deadline) {
+                return Ok(false);
+            }
+            py.detach(|| std::thread::sleep(Duration::from_micros(100)));
+            py.check_signals()?;
+        }
+        Ok(true)
     }
 
     fn partition_key(&self, key: Option<String>) -> String {
@@ -299,7 +329,7 @@ impl NativeProducer {
             producer: ManuallyDrop::new(producer),
             service,
             pid: CURRENT_PID.load(Ordering::Acquire),
-            queue: queue.inner.clone(),
+            cells: CellShared::new(queue.inner.clone()),
             max_record_size,
         })
     }
@@ -329,7 +359,7 @@ impl NativeProducer {
                 record = record.with_explicit_hash_key(ehk);
             }
         }
-        let cell = FutureCell::new(self.queue.clone());
+        let cell = FutureCell::new(self.cells.clone());
         self.send_one(py, &stream, record, &cell, block, timeout)?;
         Ok(RecordFuture::new(cell))
     }
@@ -392,7 +422,7 @@ impl NativeProducer {
             })
             .collect();
         let cells: Vec<Arc<FutureCell>> = (0..pending.len())
-            .map(|_| FutureCell::new(self.queue.clone()))
+            .map(|_| FutureCell::new(self.cells.clone()))
             .collect();
 
         let producer = &*self.producer;
@@ -473,7 +503,8 @@ impl NativeProducer {
         loop {
             let slice = slice_until(deadline);
             match py.detach(|| producer.flush_blocking(Some(slice))) {
-                Ok(()) => return Ok(()),
+                Ok(()) if self.wait_for_callbacks(py, deadline)? => return Ok(()),
+                Ok(()) => {}
                 Err(Error::Timeout(_)) => {}
                 Err(e) => return Err(to_py_err(py, &e)),
             }

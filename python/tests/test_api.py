@@ -180,9 +180,14 @@ def test_queue_full(emulator) -> None:
         futures = producer.put_many("clicks", [b"4", b"5"], block=False)
         for f in futures:
             assert isinstance(f.exception(0), shardline.QueueFullError)
-        # Blocking put waits until a flush makes room.
-        threading.Timer(0.2, producer.flush).start()
-        producer.put("clicks", b"6", partition_key="k", timeout=10).result(10)
+        # Blocking put waits until a flush makes room. (That flush may end
+        # before the record gets in, so flush again for it.)
+        timer = threading.Timer(0.2, producer.flush)
+        timer.start()
+        future = producer.put("clicks", b"6", partition_key="k", timeout=10)
+        timer.join()
+        producer.flush(10)
+        future.result(0)
 
 
 def test_timeouts(blackhole) -> None:
