@@ -119,6 +119,15 @@ impl FaultInjector {
         self.changed.send_modify(|generation| *generation += 1);
     }
 
+    /// Whether requests are being held back right now.
+    pub(crate) fn is_stalled(&self) -> bool {
+        match self.state.lock().stalled {
+            None => false,
+            Some(None) => true,
+            Some(Some(until)) => until > Instant::now(),
+        }
+    }
+
     /// Waits while the server is stalled. Returns whether it had to wait.
     pub(crate) async fn wait_while_stalled(&self) -> bool {
         let mut changes = self.changed.subscribe();

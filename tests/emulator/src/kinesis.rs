@@ -74,6 +74,9 @@ pub(crate) fn partition_key_hash(partition_key: &str) -> u128 {
 /// does at CreateStream and UpdateShardCount: steps of floor(2^128 / n).
 fn even_split(n: u32) -> Vec<(u128, u128)> {
     let n = u128::from(n.max(1));
+    if n == 1 {
+        return vec![(0, u128::MAX)];
+    }
     // floor(2^128 / n) without overflowing: 2^128 = MAX + 1.
     let step = u128::MAX / n + u128::from(u128::MAX % n == n - 1);
     (0..n)

@@ -173,8 +173,10 @@ async fn handle(
 
     // Faults, in the order a real front end would show them: a stalled or
     // slow server, then a lost connection, then a refused or failed call.
-    if app.faults.wait_while_stalled().await {
+    // Counted before waiting: a client that gives up never sees the end.
+    if app.faults.is_stalled() {
         app.requests.update(|s| s.stalled += 1);
+        app.faults.wait_while_stalled().await;
     }
     let (delay, fate) = app.faults.roll_request();
     if !delay.is_zero() {

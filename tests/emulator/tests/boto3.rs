@@ -1,0 +1,105 @@
+//! The emulator as boto3 sees it: round trips, validation, throttling,
+//! resharding and faults, driven by `tests/boto3_client.py`.
+
+mod common;
+
+use common::boto3;
+use serde_json::json;
+use shardline_emulator::{Emulator, EmulatorConfig, Faults};
+
+#[test]
+fn round_trip() {
+    let emulator = Emulator::start_in_background(EmulatorConfig::default()).unwrap();
+    let out = boto3("roundtrip", &emulator.endpoint(), &[]);
+    assert_eq!(out["failed"], 0);
+    assert_eq!(out["single_shard"], "shardId-000000000000");
+    assert_eq!(out["shards"], 2);
+    assert_eq!(out["read"].as_array().unwrap().len(), 51);
+    assert_eq!(out["streams"], json!(["py"]));
+    assert_eq!(out["firehose_failed"], 0);
+    assert_eq!(out["delivery_streams"], json!(["pyd"]));
+    let delivered: Vec<_> = emulator
+        .delivered("pyd")
+        .iter()
+        .map(|b| b.to_vec())
+        .collect();
+    assert_eq!(
+        delivered,
+        [b"a\n".to_vec(), b"b\n".to_vec(), b"c\n".to_vec()]
+    );
+}
+
+#[test]
+fn validation_errors() {
+    let emulator =
+        Emulator::start_in_background(EmulatorConfig::default().without_limits()).unwrap();
+    let out = boto3("validation", &emulator.endpoint(), &[]);
+    assert_eq!(
+        out,
+        json!({
+            "too_many": "ValidationException",
+            "empty_key": "ValidationException",
+            "long_key": "ValidationException",
+            "bad_hash_key": "ValidationException",
+            "hash_key_range": "InvalidArgumentException",
+            "big_record": "ValidationException",
+            "big_request": "InvalidArgumentException",
+            "unknown_stream": "ResourceNotFoundException",
+            "unknown_delivery_stream": "ResourceNotFoundException",
+        })
+    );
+}
+
+#[test]
+fn throttling() {
+    let emulator = Emulator::start_in_background(EmulatorConfig::default()).unwrap();
+    let out = boto3("throttling", &emulator.endpoint(), &[]);
+    let ok = out["ok"].as_u64().unwrap();
+    let throttled = out["throttled"].as_u64().unwrap();
+    assert_eq!(ok + throttled, 48);
+    // boto3 is slower than the Rust SDK; allow the blast to spill into a
+    // second second.
+    assert!(ok <= 32 && throttled >= 16, "{out}");
+    assert_eq!(out["put_record"], "ProvisionedThroughputExceededException");
+}
+
+#[test]
+fn resharding() {
+    let emulator = Emulator::start_in_background(EmulatorConfig::default()).unwrap();
+    let out = boto3("resharding", &emulator.endpoint(), &[]);
+    assert_eq!(
+        out["shards"],
+        json!([
+            ["shardId-000000000000", null, true],
+            ["shardId-000000000001", "shardId-000000000000", false],
+            ["shardId-000000000002", "shardId-000000000000", false],
+        ])
+    );
+    assert_eq!(out["parent_data"], json!(["old"]));
+    assert_eq!(
+        out["parent_children"],
+        json!(["shardId-000000000001", "shardId-000000000002"])
+    );
+    assert_eq!(out["open_after_update"], 4);
+}
+
+#[test]
+fn faults() {
+    let emulator =
+        Emulator::start_in_background(EmulatorConfig::default().with_stream("f", 1).with_faults(
+            Faults {
+                record_failure_probability: 1.0,
+                ..Faults::default()
+            },
+        ))
+        .unwrap();
+    let out = boto3("faults", &emulator.endpoint(), &[]);
+    assert_eq!(out, json!({"failed": 10, "codes": ["InternalFailure"]}));
+
+    emulator.set_faults(Faults {
+        expired_access_key_ids: vec!["AKIDEXPIRED".into()],
+        ..Faults::default()
+    });
+    let out = boto3("expired", &emulator.endpoint(), &[]);
+    assert_eq!(out["code"], "ExpiredTokenException");
+}
