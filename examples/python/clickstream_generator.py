@@ -19,6 +19,13 @@ producers aggregate, batch, rate-limit and retry in the background.
 
 Prints the rate at which events were accepted and, after ``flush``, the
 rate at which they were delivered.
+
+Firehose quotas: the producer paces each delivery stream to its quota, and
+by default assumes the smallest regional Direct PUT quota (1,000 records/s,
+1 MiB/s). Pass your stream's quota (``--firehose-records-per-second``,
+``--firehose-bytes-per-second``); packing several events into one Firehose
+record (``--firehose-pack``, on by default: the S3 object is the same
+newline-delimited JSON) makes the records/s quota go much further.
 """
 
 from __future__ import annotations
@@ -61,6 +68,10 @@ def main(argv: Optional[list] = None) -> None:
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--endpoint-url", help="e.g. a local emulator")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--firehose-records-per-second", type=int)
+    parser.add_argument("--firehose-bytes-per-second", type=int)
+    parser.add_argument("--firehose-pack", type=int, default=256 * 1024,
+                        help="pack events into Firehose records of up to this many bytes (0: off)")
     args = parser.parse_args(argv)
     if not args.stream and not args.delivery_stream:
         parser.error("give --stream and/or --delivery-stream")
@@ -71,8 +82,13 @@ def main(argv: Optional[list] = None) -> None:
         options.update(endpoint_url=args.endpoint_url, aws_access_key_id="local",
                        aws_secret_access_key="local")
     kinesis = shardline.Producer(**options) if args.stream else None
-    firehose = (shardline.FirehoseProducer(firehose_newline_delimiter=True, **options)
-                if args.delivery_stream else None)
+    firehose_options = dict(options, firehose_newline_delimiter=True,
+                            firehose_pack_max_size=args.firehose_pack)
+    if args.firehose_records_per_second:
+        firehose_options["firehose_records_per_second"] = args.firehose_records_per_second
+    if args.firehose_bytes_per_second:
+        firehose_options["firehose_bytes_per_second"] = args.firehose_bytes_per_second
+    firehose = shardline.FirehoseProducer(**firehose_options) if args.delivery_stream else None
 
     rng = random.Random(args.seed)
     failures = []
@@ -92,7 +108,8 @@ def main(argv: Optional[list] = None) -> None:
         producer.flush()
         metrics = producer.metrics()
         if metrics["UserRecordsFailed"]:
-            failures.append(f"{name}: {metrics['UserRecordsFailed']} failed, "
+            failures.append(f"{name}: {metrics['UserRecordsFailed']} failed "
+                            f"({metrics['UserRecordExpired']} expired), "
                             f"errors {metrics['ErrorsByCode']}")
         producer.close()
     delivered = time.perf_counter() - started

@@ -17,7 +17,12 @@ rate limits and retries of failed entries are the producer's job. Each
 future tells whether its record was delivered.
 
     python firehose_batch_upload.py --delivery-stream logs-to-s3 access.log [more files]
-        [--endpoint-url http://127.0.0.1:4567] [--chunk 10000]
+        [--endpoint-url http://127.0.0.1:4567] [--chunk 10000] [--pack 262144]
+        [--records-per-second N] [--bytes-per-second N]
+
+The producer paces the delivery stream to its quota, by default the
+smallest regional one (1,000 records/s, 1 MiB/s): pass yours. ``--pack``
+puts many lines into one Firehose record (the S3 object is the same).
 """
 
 from __future__ import annotations
@@ -45,12 +50,23 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--endpoint-url", help="e.g. a local emulator")
     parser.add_argument("--chunk", type=int, default=10_000, help="lines per put_many call")
+    parser.add_argument("--pack", type=int, default=0,
+                        help="pack lines into Firehose records of up to this many bytes")
+    parser.add_argument("--records-per-second", type=int, help="the stream's records/s quota")
+    parser.add_argument("--bytes-per-second", type=int, help="the stream's bytes/s quota")
     args = parser.parse_args(argv)
 
     options: Dict[str, Any] = {"region": args.region}
     if args.endpoint_url:
         options.update(endpoint_url=args.endpoint_url, aws_access_key_id="local",
                        aws_secret_access_key="local")
+
+    if args.pack:
+        options["firehose_pack_max_size"] = args.pack
+    if args.records_per_second:
+        options["firehose_records_per_second"] = args.records_per_second
+    if args.bytes_per_second:
+        options["firehose_bytes_per_second"] = args.bytes_per_second
 
     sent = failed = 0
     started = time.perf_counter()
