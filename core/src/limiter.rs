@@ -10,6 +10,7 @@
 //! producers sharing a shard converge on a fair share instead of
 //! throttling each other.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// How much a bucket may hold, in seconds of its rate. The service counts
@@ -30,6 +31,11 @@ const SLOW_INCREASE_PER_SECOND: f64 = 0.01;
 /// whose sends jitter by a record or two stays inside the shard's rolling
 /// one-second window.
 const ADAPTIVE_START_FRACTION: f64 = 0.95;
+/// In adaptive mode no rolling second may carry more than this share of
+/// the quota: the service counts over a rolling second, and the rest is
+/// room for requests that arrive closer together than they were sent.
+const WINDOW_SHARE: f64 = 0.97;
+const WINDOW: Duration = Duration::from_secs(1);
 /// Never go below this fraction of the quota, so a shard always drains.
 const MIN_FRACTION: f64 = 0.02;
 
@@ -93,6 +99,64 @@ impl TokenBucket {
     }
 }
 
+/// What the service counts: bytes and records sent in the last second.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RollingWindow {
+    sends: VecDeque<(Instant, u64)>,
+    bytes: u64,
+}
+
+impl RollingWindow {
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(at, bytes)) = self.sends.front() {
+            if now.saturating_duration_since(at) < WINDOW {
+                break;
+            }
+            self.sends.pop_front();
+            self.bytes -= bytes;
+        }
+    }
+
+    /// True if a record of `bytes` keeps the last second within the
+    /// limits. An empty window admits anything, so an oversized record
+    /// still goes.
+    fn admits(&mut self, bytes: u64, byte_limit: f64, record_limit: f64, now: Instant) -> bool {
+        self.expire(now);
+        self.sends.is_empty()
+            || ((self.bytes + bytes) as f64 <= byte_limit
+                && (self.sends.len() + 1) as f64 <= record_limit)
+    }
+
+    /// How long until [`RollingWindow::admits`] holds.
+    fn wait_for(
+        &mut self,
+        bytes: u64,
+        byte_limit: f64,
+        record_limit: f64,
+        now: Instant,
+    ) -> Duration {
+        if self.admits(bytes, byte_limit, record_limit, now) {
+            return Duration::ZERO;
+        }
+        let (mut sum, mut count) = (self.bytes, self.sends.len());
+        for &(at, sent) in &self.sends {
+            sum -= sent;
+            count -= 1;
+            if count == 0
+                || ((sum + bytes) as f64 <= byte_limit && (count + 1) as f64 <= record_limit)
+            {
+                return (at + WINDOW).saturating_duration_since(now);
+            }
+        }
+        Duration::ZERO
+    }
+
+    fn record(&mut self, bytes: u64, now: Instant) {
+        self.sends.push_back((now, bytes));
+        self.bytes += bytes;
+    }
+}
+
 /// Quotas a limiter enforces, in units per second at 100% of the quota.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Quota {
@@ -109,6 +173,8 @@ pub(crate) struct RateLimiter {
     bytes: TokenBucket,
     records: TokenBucket,
     requests: Option<TokenBucket>,
+    /// Adaptive mode's hard cap on any rolling second.
+    window: Option<RollingWindow>,
     /// Current rate as a fraction of the quota.
     fraction: f64,
     /// Upper bound of `fraction` (`rate_limit` / 100).
@@ -138,6 +204,7 @@ impl RateLimiter {
             requests: quota
                 .requests_per_second
                 .map(|_| TokenBucket::new(1.0, now)),
+            window: adaptive.then(RollingWindow::default),
             fraction,
             max_fraction,
             adaptive,
@@ -169,15 +236,33 @@ impl RateLimiter {
         }
     }
 
-    /// True if one record of `bytes` may be sent now.
-    pub(crate) fn ready(&mut self, bytes: usize, now: Instant) -> bool {
-        self.bytes.ready(bytes as f64, now) && self.records.ready(1.0, now)
+    /// The most a rolling second may carry now: (bytes, records).
+    fn window_limits(&self) -> (f64, f64) {
+        let share = self.fraction.min(WINDOW_SHARE);
+        (
+            self.quota.bytes_per_second as f64 * share,
+            self.quota.records_per_second as f64 * share,
+        )
     }
 
-    /// Accounts one record of `bytes` as sent.
-    pub(crate) fn take(&mut self, bytes: usize) {
+    /// True if one record of `bytes` may be sent now.
+    pub(crate) fn ready(&mut self, bytes: usize, now: Instant) -> bool {
+        let (byte_limit, record_limit) = self.window_limits();
+        self.bytes.ready(bytes as f64, now)
+            && self.records.ready(1.0, now)
+            && self
+                .window
+                .as_mut()
+                .is_none_or(|w| w.admits(bytes as u64, byte_limit, record_limit, now))
+    }
+
+    /// Accounts one record of `bytes` as sent at `now`.
+    pub(crate) fn take(&mut self, bytes: usize, now: Instant) {
         self.bytes.take(bytes as f64);
         self.records.take(1.0);
+        if let Some(w) = &mut self.window {
+            w.record(bytes as u64, now);
+        }
     }
 
     /// True if a request may start now (always, without a request quota).
@@ -200,6 +285,10 @@ impl RateLimiter {
             .max(self.records.wait_for(1.0, now));
         if let Some(b) = &mut self.requests {
             wait = wait.max(b.wait_for(1.0, now));
+        }
+        let (byte_limit, record_limit) = self.window_limits();
+        if let Some(w) = &mut self.window {
+            wait = wait.max(w.wait_for(bytes as u64, byte_limit, record_limit, now));
         }
         wait
     }
@@ -282,7 +371,7 @@ mod tests {
         let (mut bytes, mut records) = (0u64, 0u64);
         while now.duration_since(start).as_secs_f64() < seconds {
             if limiter.ready(record_bytes, now) {
-                limiter.take(record_bytes);
+                limiter.take(record_bytes, now);
                 bytes += record_bytes as u64;
                 records += 1;
             } else {
@@ -348,6 +437,42 @@ mod tests {
             limiter.on_success(now);
         }
         assert_eq!(limiter.fraction(), 1.5);
+    }
+
+    #[test]
+    fn adaptive_mode_never_overfills_a_rolling_second() {
+        // Even at the 150% cap, no rolling second carries more than 97% of
+        // the quota: what the service would throttle is never sent.
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(shard_quota(), 150, true, start);
+        for i in 0..200 {
+            limiter.on_success(start + Duration::from_millis(100 * i));
+        }
+        assert_eq!(limiter.fraction(), 1.5);
+        let mut now = start + Duration::from_secs(20);
+        let mut sends: VecDeque<(Instant, usize)> = VecDeque::new();
+        let end = now + Duration::from_secs(10);
+        while now < end {
+            if limiter.ready(50 * 1024, now) {
+                limiter.take(50 * 1024, now);
+                sends.push_back((now, 50 * 1024));
+                while sends
+                    .front()
+                    .is_some_and(|(t, _)| now.duration_since(*t) >= WINDOW)
+                {
+                    sends.pop_front();
+                }
+                let in_window: usize = sends.iter().map(|(_, b)| b).sum();
+                assert!(
+                    in_window as f64 <= MIB as f64 * WINDOW_SHARE + 1.0,
+                    "{in_window}"
+                );
+            } else {
+                now += limiter
+                    .wait_for(50 * 1024, now)
+                    .max(Duration::from_micros(10));
+            }
+        }
     }
 
     #[test]

@@ -345,7 +345,7 @@ impl Dispatcher {
                     wake = min_instant(wake, Some(now + queue.limiter.wait_for(size, now)));
                     break;
                 }
-                queue.limiter.take(size);
+                queue.limiter.take(size, now);
                 if !took_any {
                     // Firehose counts requests too; one per shard per batch.
                     queue.limiter.take_request();
@@ -716,8 +716,29 @@ impl Dispatcher {
         let settings = &self.shared.settings;
         let map = Arc::new(map);
         let routing = Arc::new(Routing::new(Some(map.clone()), self.pipeline.packing));
-        let old = std::mem::replace(&mut *self.pipeline.routing.write(), routing.clone());
-        old.retired.store(true, Ordering::Release);
+        // Retire the old routing, move its records into the new one, and
+        // only then publish the new one: callers wait (briefly) meanwhile,
+        // so records that waited for this map keep their place ahead of
+        // records sent after it.
+        current.retired.store(true, Ordering::Release);
+        let unrouted = std::mem::take(&mut *current.unrouted.lock());
+        for (record, ticket) in unrouted {
+            self.route_unpublished(&routing, record, ticket);
+        }
+        for buffer in &current.buffers {
+            let (records, tickets) = {
+                let mut buffer = buffer.lock();
+                buffer.oldest = None;
+                (
+                    buffer.packer.drain_user_records(),
+                    std::mem::take(&mut buffer.tickets),
+                )
+            };
+            for (record, ticket) in records.into_iter().zip(tickets) {
+                self.route_unpublished(&routing, record, ticket);
+            }
+        }
+        *self.pipeline.routing.write() = routing.clone();
 
         // Queues and limiters: keep those of shards that are still open.
         let mut stale = Vec::new();
@@ -751,28 +772,16 @@ impl Dispatcher {
             self.queued_records -= 1;
             self.queued_bytes -= envelope.size();
         }
-
-        // Records that arrived before any map, in arrival order.
-        let unrouted = std::mem::take(&mut *old.unrouted.lock());
-        for (record, ticket) in unrouted {
-            self.pipeline.route(record, ticket);
-        }
-        // Records buffered under the old map.
-        for buffer in &old.buffers {
-            let (records, tickets) = {
-                let mut buffer = buffer.lock();
-                buffer.oldest = None;
-                (
-                    buffer.packer.drain_user_records(),
-                    std::mem::take(&mut buffer.tickets),
-                )
-            };
-            for (record, ticket) in records.into_iter().zip(tickets) {
-                self.pipeline.route(record, ticket);
-            }
-        }
         for envelope in stale {
             self.reroute(envelope);
+        }
+    }
+
+    /// Routes into a routing that is not published yet (nobody else can
+    /// have retired it).
+    fn route_unpublished(&self, routing: &Routing, record: crate::UserRecord, ticket: Ticket) {
+        if self.pipeline.route_into(routing, record, ticket).is_err() {
+            unreachable!("an unpublished routing is never retired");
         }
     }
 
@@ -838,6 +847,7 @@ impl Dispatcher {
             }
         }
         let routing = self.pipeline.routing.read().clone();
+        self.pipeline.shut_down.store(true, Ordering::Release);
         routing.retired.store(true, Ordering::Release);
         for (_, ticket) in std::mem::take(&mut *routing.unrouted.lock()) {
             ticket.fail(FailureKind::Closed, None, message.to_owned());

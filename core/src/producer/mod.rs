@@ -479,6 +479,7 @@ impl Producer {
             packing: shared.settings.packing,
             max_buffered_time: shared.settings.max_buffered_time,
             record_ttl: shared.settings.record_ttl,
+            shut_down: AtomicBool::new(false),
         });
         let dispatcher = dispatcher::Dispatcher::new(shared.clone(), pipeline.clone(), rx);
         shared

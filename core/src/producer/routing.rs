@@ -111,45 +111,73 @@ pub(crate) struct StreamPipeline {
     pub(crate) packing: Packing,
     pub(crate) max_buffered_time: Duration,
     pub(crate) record_ttl: Duration,
+    /// Set when the dispatcher stops for good.
+    pub(crate) shut_down: AtomicBool,
 }
 
 impl StreamPipeline {
     /// Adds a record to the buffer of the shard it is predicted for; seals
     /// and hands the buffer to the dispatcher when it is full.
     pub(crate) fn route(&self, record: UserRecord, ticket: Ticket) {
-        let mut item = Some((record, ticket));
+        let mut item = (record, ticket);
         loop {
             let routing = self.routing.read().clone();
-            let Some(map) = &routing.map else {
-                let mut unrouted = routing.unrouted.lock();
-                if routing.retired.load(Ordering::Acquire) {
-                    continue;
+            match self.route_into(&routing, item.0, item.1) {
+                Ok(()) => return,
+                Err((record, ticket)) => {
+                    if self.shut_down.load(Ordering::Acquire) {
+                        // The dispatcher has stopped: no routing will follow.
+                        drop(record);
+                        ticket.fail(
+                            crate::FailureKind::Closed,
+                            None,
+                            "the producer was closed before this record was sent".into(),
+                        );
+                        return;
+                    }
+                    // Retired: the dispatcher is moving this routing's
+                    // records into the next one and publishes it when done.
+                    item = (record, ticket);
+                    std::thread::yield_now();
                 }
-                let was_empty = unrouted.is_empty();
-                unrouted.push(item.take().expect("routed once"));
-                drop(unrouted);
-                if was_empty {
-                    let _ = self.commands.send(Command::Unrouted);
-                }
-                return;
-            };
-            let (record, ticket) = item.take().expect("routed once");
-            let index = map.lookup_index(ticket.hash_key);
-            let mut buffer = routing.buffers[index].lock();
-            // Checked under the buffer lock: the dispatcher retires a
-            // routing before it drains the buffers, so a record added here
-            // is either drained or sees the flag and goes round again.
-            if routing.retired.load(Ordering::Acquire) {
-                item = Some((record, ticket));
-                continue;
             }
-            let sealed = self.add(&mut buffer, record, ticket);
-            drop(buffer);
-            for (packer, tickets) in sealed.into_iter().flatten() {
-                self.send_sealed(routing.shard_ids[index].clone(), packer, tickets);
-            }
-            return;
         }
+    }
+
+    /// Adds a record to `routing`; hands it back if that routing is retired.
+    pub(crate) fn route_into(
+        &self,
+        routing: &Routing,
+        record: UserRecord,
+        ticket: Ticket,
+    ) -> Result<(), (UserRecord, Ticket)> {
+        let Some(map) = &routing.map else {
+            let mut unrouted = routing.unrouted.lock();
+            if routing.retired.load(Ordering::Acquire) {
+                return Err((record, ticket));
+            }
+            let was_empty = unrouted.is_empty();
+            unrouted.push((record, ticket));
+            drop(unrouted);
+            if was_empty {
+                let _ = self.commands.send(Command::Unrouted);
+            }
+            return Ok(());
+        };
+        let index = map.lookup_index(ticket.hash_key);
+        let mut buffer = routing.buffers[index].lock();
+        // Checked under the buffer lock: the dispatcher retires a routing
+        // before it drains the buffers, so a record added here is either
+        // drained or sees the flag and goes round again.
+        if routing.retired.load(Ordering::Acquire) {
+            return Err((record, ticket));
+        }
+        let sealed = self.add(&mut buffer, record, ticket);
+        drop(buffer);
+        for (packer, tickets) in sealed.into_iter().flatten() {
+            self.send_sealed(routing.shard_ids[index].clone(), packer, tickets);
+        }
+        Ok(())
     }
 
     /// Adds to a locked buffer; returns what became full (at most two: the

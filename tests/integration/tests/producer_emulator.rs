@@ -10,12 +10,15 @@ use shardline_integration::{
 };
 
 /// Delivers one record, so the stream's shard map is loaded before a test
-/// injects a fault.
+/// injects a fault, and waits until its buffer room is given back.
 fn warm_up(producer: &Producer, stream: &str) {
     producer
         .send_blocking(stream, UserRecord::new("k", "warm-up"), None)
         .unwrap()
         .wait()
+        .unwrap();
+    producer
+        .flush_blocking(Some(Duration::from_secs(10)))
         .unwrap();
 }
 
