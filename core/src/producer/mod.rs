@@ -207,7 +207,9 @@ impl Producer {
         Self::build(config, Service::Firehose, None)
     }
 
-    /// A producer for `service` whose tasks run on the caller's runtime.
+    /// A producer for `service` whose tasks run on the caller's runtime,
+    /// which must be a multi-thread runtime (a current-thread runtime
+    /// cannot drive the producer's I/O while its own thread waits).
     pub fn with_runtime(config: Config, service: Service, runtime: Handle) -> Result<Producer> {
         Self::build(config, service, Some(runtime))
     }
