@@ -189,7 +189,14 @@ pub(crate) struct RateLimiter {
 
 impl RateLimiter {
     pub(crate) fn new(quota: Quota, rate_limit_percent: u32, adaptive: bool, now: Instant) -> Self {
-        let max_fraction = f64::from(rate_limit_percent) / 100.0;
+        // Adaptive limiting never aims above what a rolling second may
+        // carry: a fraction above it would only make throttling cuts
+        // ineffective. `rate_limit` above 100% is for fixed mode (the KPL's).
+        let max_fraction = if adaptive {
+            (f64::from(rate_limit_percent) / 100.0).min(WINDOW_SHARE)
+        } else {
+            f64::from(rate_limit_percent) / 100.0
+        };
         // Adaptive limiting starts at the quota (a lone producer needs no
         // more); fixed limiting runs at the configured cap, like the KPL.
         let fraction = if adaptive {
@@ -431,12 +438,16 @@ mod tests {
             limiter.on_success(now);
         }
         assert!(limiter.fraction() > cut);
-        assert!(limiter.fraction() <= 1.5);
+        assert!(limiter.fraction() <= WINDOW_SHARE);
         for _ in 0..10_000 {
             now += Duration::from_millis(100);
             limiter.on_success(now);
         }
-        assert_eq!(limiter.fraction(), 1.5);
+        assert_eq!(
+            limiter.fraction(),
+            WINDOW_SHARE,
+            "capped at the window share, not 150%"
+        );
     }
 
     #[test]
@@ -448,7 +459,7 @@ mod tests {
         for i in 0..200 {
             limiter.on_success(start + Duration::from_millis(100 * i));
         }
-        assert_eq!(limiter.fraction(), 1.5);
+        assert_eq!(limiter.fraction(), WINDOW_SHARE);
         let mut now = start + Duration::from_secs(20);
         let mut sends: VecDeque<(Instant, usize)> = VecDeque::new();
         let end = now + Duration::from_secs(10);

@@ -224,8 +224,8 @@ impl Dispatcher {
     /// pipeline (after the shard map changed).
     fn reroute(&mut self, envelope: Envelope) {
         match unpack(&envelope.record, envelope.aggregated) {
-            Ok(records) if records.len() == envelope.tickets.len() => {
-                for (record, ticket) in records.into_iter().zip(envelope.tickets) {
+            Ok(records) if records.len() == envelope.record_count() => {
+                for (record, ticket) in records.into_iter().zip(envelope.into_tickets()) {
                     self.pipeline.route(record, ticket);
                 }
             }
@@ -477,15 +477,15 @@ impl Dispatcher {
     ) {
         self.pipeline.metrics.kinesis_record_put(
             shard_id.as_deref(),
-            envelope.tickets.len(),
+            envelope.record_count(),
             envelope.user_bytes,
             envelope.size() as u64,
             started.saturating_duration_since(envelope.first_received),
             envelope.retries + 1,
         );
         let aggregated = envelope.aggregated;
-        let count = envelope.tickets.len();
-        for (i, ticket) in envelope.tickets.into_iter().enumerate() {
+        let count = envelope.record_count();
+        for (i, ticket) in envelope.into_tickets().into_iter().enumerate() {
             if i + 1 == count {
                 ticket.succeed(shard_id, sequence_number, aggregated);
                 break;
@@ -593,11 +593,7 @@ impl Dispatcher {
     ) {
         let ttl = self.pipeline.record_ttl;
         // Without a fresh error, report the last one the record met.
-        let last_attempt = envelope
-            .tickets
-            .first()
-            .and_then(|t| t.attempts.last())
-            .cloned();
+        let last_attempt = envelope.last_attempt().cloned();
         let last_error = last_error.or_else(|| {
             last_attempt.as_ref().and_then(|a| {
                 Some((
@@ -608,18 +604,18 @@ impl Dispatcher {
         });
         let code = last_error.map(|(c, _)| c.to_owned());
         let message = expiry_message(ttl, last_error, "");
-        if envelope.tickets.iter().all(|t| t.deadline(ttl) <= at) {
+        if envelope.deadline_of_newest(ttl) <= at {
             fail_envelope(envelope, FailureKind::Expired, code, &message);
             return;
         }
         let records = match unpack(&envelope.record, envelope.aggregated) {
-            Ok(records) if records.len() == envelope.tickets.len() => records,
+            Ok(records) if records.len() == envelope.record_count() => records,
             _ => {
                 fail_envelope(envelope, FailureKind::Expired, code, &message);
                 return;
             }
         };
-        for (record, ticket) in records.into_iter().zip(envelope.tickets) {
+        for (record, ticket) in records.into_iter().zip(envelope.into_tickets()) {
             if ticket.deadline(ttl) <= at {
                 ticket.fail(FailureKind::Expired, code.clone(), message.clone());
             } else {
@@ -798,7 +794,7 @@ impl Dispatcher {
             } = misrouted;
             let owner = actual_shard.as_deref().and_then(|id| map.get(id));
             let records = match unpack(&envelope.record, envelope.aggregated) {
-                Ok(records) if records.len() == envelope.tickets.len() => records,
+                Ok(records) if records.len() == envelope.record_count() => records,
                 _ => {
                     fail_envelope(
                         envelope,
@@ -810,7 +806,7 @@ impl Dispatcher {
                 }
             };
             let mut stored = 0;
-            for (record, ticket) in records.into_iter().zip(envelope.tickets) {
+            for (record, ticket) in records.into_iter().zip(envelope.into_tickets()) {
                 if owner.is_some_and(|s| s.contains(ticket.hash_key)) {
                     stored += 1;
                     ticket.succeed(actual_shard.clone(), sequence_number.clone(), true);
@@ -842,7 +838,7 @@ impl Dispatcher {
                 sequence_number,
             } = misrouted;
             let aggregated = envelope.aggregated;
-            for ticket in envelope.tickets {
+            for ticket in envelope.into_tickets() {
                 ticket.succeed(actual_shard.clone(), sequence_number.clone(), aggregated);
             }
         }
@@ -867,7 +863,7 @@ impl Dispatcher {
 }
 
 fn fail_envelope(envelope: Envelope, kind: FailureKind, code: Option<String>, message: &str) {
-    for ticket in envelope.tickets {
+    for ticket in envelope.into_tickets() {
         ticket.fail(kind, code.clone(), message.to_owned());
     }
 }

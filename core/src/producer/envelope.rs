@@ -14,7 +14,7 @@ use crate::sink::OutRecord;
 pub(crate) struct Envelope {
     pub(crate) record: OutRecord,
     pub(crate) aggregated: bool,
-    pub(crate) tickets: Vec<Ticket>,
+    tickets: Vec<Ticket>,
     /// The shard it was predicted for (empty for Firehose).
     pub(crate) shard_id: Arc<str>,
     /// Bytes of the user records, as counted in metrics.
@@ -28,6 +28,11 @@ pub(crate) struct Envelope {
     pub(crate) not_before: Option<Instant>,
     pub(crate) retries: u32,
     pub(crate) last_attempt_end: Option<Instant>,
+    /// Tries of this envelope, kept once for all its records (an aggregate
+    /// of 500 records retried 20 times would otherwise hold 10,000 copies
+    /// of the error messages); folded into each ticket when the tickets
+    /// leave the envelope.
+    attempts: Vec<Attempt>,
 }
 
 impl std::fmt::Debug for OutRecord {
@@ -65,7 +70,40 @@ impl Envelope {
             not_before: None,
             retries: 0,
             last_attempt_end: None,
+            attempts: Vec::new(),
         }
+    }
+
+    /// The tickets, each with this envelope's attempts added to its own
+    /// history. Every path by which a record leaves an envelope (completion,
+    /// re-routing, expiry) goes through here.
+    pub(crate) fn into_tickets(self) -> Vec<Ticket> {
+        let mut tickets = self.tickets;
+        if !self.attempts.is_empty() {
+            for ticket in &mut tickets {
+                ticket.attempts.extend(self.attempts.iter().cloned());
+            }
+        }
+        tickets
+    }
+
+    /// When the TTL of its most recently received record runs out.
+    pub(crate) fn deadline_of_newest(&self, ttl: Duration) -> Instant {
+        self.tickets
+            .iter()
+            .map(|t| t.deadline(ttl))
+            .max()
+            .unwrap_or(self.deadline)
+    }
+
+    /// Number of user records carried.
+    pub(crate) fn record_count(&self) -> usize {
+        self.tickets.len()
+    }
+
+    /// The most recent try, if any.
+    pub(crate) fn last_attempt(&self) -> Option<&Attempt> {
+        self.attempts.last()
     }
 
     pub(crate) fn size(&self) -> usize {
@@ -80,22 +118,21 @@ impl Envelope {
         }
     }
 
-    /// Records one try in every ticket's history.
+    /// Records one try. The wait is counted from the envelope's oldest
+    /// record for the first try, from the previous try after that.
     pub(crate) fn record_attempt(
         &mut self,
         started: Instant,
         duration: Duration,
         error: Option<(&str, &str)>,
     ) {
-        for ticket in &mut self.tickets {
-            let waited_since = self.last_attempt_end.unwrap_or(ticket.received_at);
-            ticket.attempts.push(Attempt {
-                delay: started.saturating_duration_since(waited_since),
-                duration,
-                error_code: error.map(|(code, _)| code.to_owned()),
-                error_message: error.map(|(_, message)| message.to_owned()),
-            });
-        }
+        let waited_since = self.last_attempt_end.unwrap_or(self.first_received);
+        self.attempts.push(Attempt {
+            delay: started.saturating_duration_since(waited_since),
+            duration,
+            error_code: error.map(|(code, _)| code.to_owned()),
+            error_message: error.map(|(_, message)| message.to_owned()),
+        });
         self.last_attempt_end = Some(started + duration);
     }
 }
