@@ -87,6 +87,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config = match (&emulator, &args.endpoint) {
         (Some(emulator), _) => config
             .endpoint_url(emulator.endpoint())
+            .region(args.region.as_deref().unwrap_or("us-east-1"))
+            .region(args.region.as_deref().unwrap_or("us-east-1"))
             .static_credentials("example", "example", None),
         (None, Some(endpoint)) => config.endpoint_url(endpoint),
         (None, None) => unreachable!(),

@@ -73,11 +73,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match (&emulator, &args.endpoint) {
         (Some(emulator), _) => {
             println!("emulator: {} (shard limits on)", emulator.endpoint());
-            config = config.endpoint_url(emulator.endpoint()).static_credentials(
-                "quickstart",
-                "quickstart",
-                None,
-            );
+            // Local servers accept any region and keys; naming a region
+            // also keeps the SDK from asking EC2 instance metadata for one.
+            config = config
+                .endpoint_url(emulator.endpoint())
+                .region(args.region.as_deref().unwrap_or("us-east-1"))
+                .static_credentials("quickstart", "quickstart", None);
         }
         (None, Some(endpoint)) => config = config.endpoint_url(endpoint),
         (None, None) => unreachable!(),

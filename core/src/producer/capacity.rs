@@ -47,9 +47,11 @@ impl Capacity {
         }
         let bytes_before = self.bytes.fetch_add(bytes, AcqRel);
         if bytes_before + bytes > self.max_bytes && bytes_before > 0 {
+            // No wake-up here: this runs under the waiters' lock in
+            // `block_until`, and the room given back was ours for an
+            // instant only.
             self.bytes.fetch_sub(bytes, AcqRel);
             self.records.fetch_sub(1, AcqRel);
-            self.wake();
             return false;
         }
         true
@@ -159,6 +161,21 @@ mod tests {
         assert!(!c.try_reserve(1));
         c.release(1000);
         assert!(c.try_reserve(1));
+    }
+
+    #[test]
+    fn a_blocked_sender_over_the_byte_cap_does_not_deadlock() {
+        let c = std::sync::Arc::new(Capacity::new(100, 1000));
+        assert!(c.try_reserve(80));
+        let c2 = c.clone();
+        let t = std::thread::spawn(move || {
+            c2.block_until(Some(Instant::now() + Duration::from_secs(5)), || {
+                c2.try_reserve(50)
+            })
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        c.release(80);
+        assert!(t.join().unwrap());
     }
 
     #[test]

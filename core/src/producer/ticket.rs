@@ -19,8 +19,11 @@ use crate::metrics::StreamMetrics;
 /// The result of one record: stored, or not and why.
 pub type DeliveryResult = Result<DeliveryReport, DeliveryError>;
 
-/// A delivery callback. It runs on a producer thread; it must not block
-/// for long. A panic inside it is caught and logged.
+/// A delivery callback. It runs on a producer thread and must not block
+/// (no `send_blocking`, no waiting on locks held by senders): the thread
+/// it runs on delivers other records. The record's buffer room is given
+/// back after the callback returns. A panic inside it is caught and
+/// logged.
 pub type DeliveryCallback = Box<dyn FnOnce(DeliveryResult) + Send + 'static>;
 
 pub(crate) enum Notify {
@@ -111,8 +114,8 @@ impl Ticket {
         let Some(notify) = self.notify.take() else {
             return;
         };
-        // Release first: a callback that sends again must find room.
-        self.accounting.capacity.release(self.reserved_bytes);
+        // Notify first, then release: once nothing is outstanding, every
+        // callback has run, so `flush` returning means all results are in.
         match notify {
             Notify::Future(tx) => {
                 // The caller may have dropped the future; that is their
@@ -125,6 +128,7 @@ impl Ticket {
                 }
             }
         }
+        self.accounting.capacity.release(self.reserved_bytes);
     }
 }
 

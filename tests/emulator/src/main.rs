@@ -163,6 +163,10 @@ async fn stdin_closed() {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    // Signal handlers go in before the "listening" lines: a harness that
+    // sends SIGTERM as soon as it reads them must get a clean exit.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let emulator = Emulator::start(args.config()).await?;
     {
         let mut out = std::io::stdout().lock();
@@ -172,7 +176,6 @@ async fn main() -> std::io::Result<()> {
         }
         out.flush()?;
     }
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let stdin_watch = async {
         if args.exit_on_stdin_close {
             stdin_closed().await;
@@ -181,7 +184,7 @@ async fn main() -> std::io::Result<()> {
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
         _ = stdin_watch => {}
     }

@@ -9,6 +9,16 @@ use shardline_integration::{
     consumer_view, kinesis_client, local_config, multiset, send_from_threads, workload,
 };
 
+/// Delivers one record, so the stream's shard map is loaded before a test
+/// injects a fault.
+fn warm_up(producer: &Producer, stream: &str) {
+    producer
+        .send_blocking(stream, UserRecord::new("k", "warm-up"), None)
+        .unwrap()
+        .wait()
+        .unwrap();
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -249,11 +259,7 @@ fn a_stalled_endpoint_expires_records_with_their_attempts() {
         .max_backoff(Duration::from_millis(100));
     let producer = Producer::new(config).unwrap();
     // Let the shard map load, then stall the server.
-    producer
-        .send_blocking("stuck", UserRecord::new("k", "warm-up"), None)
-        .unwrap()
-        .wait()
-        .unwrap();
+    warm_up(&producer, "stuck");
     emulator.set_faults(faults);
     let started = Instant::now();
     let results = send_from_threads(&producer, "stuck", workload(200, 10, 100), 1);
@@ -277,11 +283,7 @@ fn a_full_buffer_refuses_then_recovers() {
         .max_buffered_records(100)
         .request_timeout(Duration::from_secs(5));
     let producer = Producer::new(config).unwrap();
-    producer
-        .send_blocking("small", UserRecord::new("k", "warm-up"), None)
-        .unwrap()
-        .wait()
-        .unwrap();
+    warm_up(&producer, "small");
     emulator.set_faults(Faults {
         stall: Some(Stall::UntilCleared),
         ..Faults::default()
@@ -383,11 +385,7 @@ fn expired_credentials_are_retried_then_fail_with_the_code() {
         .min_backoff(Duration::from_millis(20))
         .max_backoff(Duration::from_millis(50));
     let producer = Producer::new(config).unwrap();
-    producer
-        .send_blocking("creds", UserRecord::new("k", "warm-up"), None)
-        .unwrap()
-        .wait()
-        .unwrap();
+    warm_up(&producer, "creds");
     emulator.set_faults(faults);
     let err = producer
         .send_blocking("creds", UserRecord::new("k", "x"), None)
@@ -499,11 +497,7 @@ fn close_is_bounded_by_its_timeout_with_requests_in_flight() {
         Emulator::start_in_background(EmulatorConfig::default().with_stream("slow", 1)).unwrap();
     let config = local_config(&emulator.endpoint()).request_timeout(Duration::from_secs(60));
     let producer = Producer::new(config).unwrap();
-    producer
-        .send_blocking("slow", UserRecord::new("k", "warm-up"), None)
-        .unwrap()
-        .wait()
-        .unwrap();
+    warm_up(&producer, "slow");
     emulator.set_faults(Faults {
         stall: Some(Stall::UntilCleared),
         ..Faults::default()

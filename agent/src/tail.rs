@@ -1,0 +1,659 @@
+//! Finding and following the files of one flow, and cutting them into
+//! records.
+//!
+//! # Identity and rotation
+//!
+//! A file is identified by device + inode, not by name, so the three common
+//! rotations work:
+//!
+//! - **rename and create** (`data.log` → `data.log.1`, new `data.log`): the
+//!   renamed file keeps its inode and its progress; the new file is new.
+//!   A file that leaves the glob (or is deleted) is still read to its end
+//!   through the descriptor we hold, then dropped.
+//! - **copytruncate** (copy `data.log` to `data.log.1`, truncate
+//!   `data.log`): the copy is a new inode whose first bytes equal the
+//!   original's, so it inherits the original's progress (offset and
+//!   pending acknowledgements) and only its unread tail is sent; the
+//!   truncated original starts again at offset 0. The original's state is
+//!   kept for a few seconds after the truncation in case the copy is seen
+//!   only afterwards.
+//! - **new files** matching the glob are read from their start.
+//!
+//! Truncation is noticed when a file is shorter than what we consumed, or
+//! its first bytes changed.
+//!
+//! # Records
+//!
+//! A record is one line without its `\n`, or with `multiLineStartPattern`
+//! a start line and the lines up to the next start line. A line that is not
+//! finished is left in the file until it is (or, once the file has left the
+//! glob and gone quiet, sent as it is). A record over the size limit is cut
+//! and ends with `truncatedRecordTerminator`; the rest of its line is
+//! skipped, as the Kinesis Agent does.
+
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use regex::bytes::Regex;
+
+use crate::checkpoint::{FileCheckpoint, Fingerprint, Progress};
+use crate::config::InitialPosition;
+
+/// Most bytes read from one file per pass: bounds memory per file.
+const READ_CHUNK: u64 = 4 * 1024 * 1024;
+
+/// How long a truncated file's old state waits for its copy to show up.
+const GHOST_TTL: Duration = Duration::from_secs(10);
+
+/// How long a file must be quiet before an unfinished last record (a
+/// pending multi-line record, or the unterminated last line of a file that
+/// left the glob) is sent as it is.
+const QUIET_FLUSH: Duration = Duration::from_secs(1);
+
+/// Device + inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(meta: &Metadata) -> Self {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// A shared handle on a file's acknowledgement state: callbacks hold it, so
+/// a file can hand its progress on (copytruncate) while records are out.
+pub(crate) type SharedProgress = Arc<Mutex<Progress>>;
+
+/// How a flow cuts records.
+#[derive(Debug, Clone)]
+pub(crate) struct Splitter {
+    /// `multiLineStartPattern`.
+    pub(crate) multi_line_start: Option<Regex>,
+    /// Largest record sent; longer ones are cut.
+    pub(crate) max_record: usize,
+    /// Appended to a cut record.
+    pub(crate) terminator: Vec<u8>,
+    /// `skipHeaderLines`.
+    pub(crate) skip_header_lines: usize,
+}
+
+/// A byte range of a file and what to send for it (`None`: skipped, e.g. a
+/// header line; its range still counts as done).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct RawRecord {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) data: Option<Vec<u8>>,
+}
+
+/// Where the splitter is inside a file between two reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SplitState {
+    /// Header lines still to skip.
+    pub(crate) header_lines_left: usize,
+    /// Inside an over-long line whose start was already sent, cut.
+    pub(crate) discarding: bool,
+}
+
+impl Splitter {
+    /// Cuts `chunk` (the file's bytes from offset `base`) into records.
+    /// Returns the records and how many bytes of `chunk` they cover; the
+    /// rest is read again next time. `flush` sends an unfinished record as
+    /// it is.
+    pub(crate) fn split(
+        &self,
+        chunk: &[u8],
+        base: u64,
+        state: &mut SplitState,
+        flush: bool,
+    ) -> (Vec<RawRecord>, usize) {
+        let mut records = Vec::new();
+        let mut pos = 0; // start of the record being built
+        let mut line_start = 0;
+        let skip = |records: &mut Vec<RawRecord>, from: usize, to: usize| {
+            records.push(RawRecord {
+                start: base + from as u64,
+                end: base + to as u64,
+                data: None,
+            })
+        };
+        while line_start < chunk.len() {
+            let newline = chunk[line_start..].iter().position(|&b| b == b'\n');
+            let line_end = newline.map(|i| line_start + i + 1);
+            if state.discarding {
+                let to = line_end.unwrap_or(chunk.len());
+                skip(&mut records, line_start, to);
+                state.discarding = line_end.is_none();
+                line_start = to;
+                pos = to;
+                continue;
+            }
+            let Some(line_end) = line_end else { break };
+            if state.header_lines_left > 0 && pos == line_start {
+                state.header_lines_left -= 1;
+                skip(&mut records, line_start, line_end);
+                line_start = line_end;
+                pos = line_end;
+                continue;
+            }
+            match &self.multi_line_start {
+                None => {
+                    records.push(self.record(chunk, base, pos, line_end));
+                    pos = line_end;
+                }
+                Some(start) => {
+                    let line = &chunk[line_start..line_end - 1];
+                    if line_start > pos && start.is_match(line) {
+                        records.push(self.record(chunk, base, pos, line_start));
+                        pos = line_start;
+                    }
+                }
+            }
+            line_start = line_end;
+        }
+        // What is left: [pos, line_start) complete lines of a pending
+        // multi-line record, then [line_start, len) an unfinished line.
+        let pending = chunk.len() - pos;
+        if pending > self.max_record {
+            let cut_mid_line = line_start < chunk.len();
+            records.push(self.record(chunk, base, pos, chunk.len()));
+            state.discarding = cut_mid_line;
+            pos = chunk.len();
+        } else if flush && pending > 0 {
+            records.push(self.record(chunk, base, pos, chunk.len()));
+            pos = chunk.len();
+        } else if pos < line_start && self.multi_line_start.is_some() && flush {
+            records.push(self.record(chunk, base, pos, line_start));
+            pos = line_start;
+        }
+        (records, pos)
+    }
+
+    /// The record for `chunk[from..to]`, without its final `\n`, cut to the
+    /// size limit.
+    fn record(&self, chunk: &[u8], base: u64, from: usize, to: usize) -> RawRecord {
+        let mut data = &chunk[from..to];
+        if data.last() == Some(&b'\n') {
+            data = &data[..data.len() - 1];
+        }
+        let data = if data.len() > self.max_record {
+            let keep = self.max_record - self.terminator.len();
+            let mut cut = data[..keep].to_vec();
+            cut.extend_from_slice(&self.terminator);
+            cut
+        } else {
+            data.to_vec()
+        };
+        RawRecord {
+            start: base + from as u64,
+            end: base + to as u64,
+            data: Some(data),
+        }
+    }
+}
+
+/// One file being followed.
+#[derive(Debug)]
+pub(crate) struct TailedFile {
+    id: FileId,
+    /// Where it was last seen.
+    pub(crate) path: PathBuf,
+    file: File,
+    /// Offset up to which records have been handed out.
+    consumed: u64,
+    size: u64,
+    progress: SharedProgress,
+    fingerprint: Fingerprint,
+    split: SplitState,
+    last_change: Instant,
+    in_glob: bool,
+}
+
+impl TailedFile {
+    fn read_head(&self, len: u64) -> io::Result<Vec<u8>> {
+        let mut head = vec![0; len.min(self.size) as usize];
+        let n = read_fully_at(&self.file, &mut head, 0)?;
+        head.truncate(n);
+        Ok(head)
+    }
+
+    /// True when this file's first bytes are those `fingerprint` describes.
+    fn starts_like(&self, fingerprint: Fingerprint) -> bool {
+        fingerprint.len > 0
+            && self.size >= fingerprint.len
+            && self
+                .read_head(fingerprint.len)
+                .is_ok_and(|head| Fingerprint::of(&head) == fingerprint)
+    }
+}
+
+fn read_fully_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// A truncated file's state before the truncation, kept in case its copy
+/// appears later.
+#[derive(Debug)]
+struct Ghost {
+    fingerprint: Fingerprint,
+    consumed: u64,
+    progress: SharedProgress,
+    split: SplitState,
+    expires: Instant,
+}
+
+/// A record read from a file, with the progress its completion updates.
+#[derive(Debug)]
+pub(crate) struct ReadRecord {
+    pub(crate) progress: SharedProgress,
+    pub(crate) record: RawRecord,
+}
+
+/// All the files of one flow.
+#[derive(Debug)]
+pub(crate) struct Tailer {
+    pattern: String,
+    splitter: Splitter,
+    initial_position: InitialPosition,
+    files: Vec<TailedFile>,
+    ghosts: Vec<Ghost>,
+    /// Checkpoints loaded at start; used by the first scan only.
+    saved: Vec<FileCheckpoint>,
+    /// No checkpoint existed for this flow: `initialPosition` applies.
+    first_run: bool,
+    scanned: bool,
+}
+
+impl Tailer {
+    /// A tailer for `pattern`, resuming from `saved` (this flow's entries in
+    /// the checkpoint file; `None` on the flow's first run).
+    pub(crate) fn new(
+        pattern: String,
+        splitter: Splitter,
+        initial_position: InitialPosition,
+        saved: Option<Vec<FileCheckpoint>>,
+    ) -> Self {
+        Tailer {
+            pattern,
+            splitter,
+            initial_position,
+            files: Vec::new(),
+            ghosts: Vec::new(),
+            first_run: saved.is_none(),
+            saved: saved.unwrap_or_default(),
+            scanned: false,
+        }
+    }
+
+    /// Finds new files, notices renames and truncations, drops finished
+    /// files.
+    pub(crate) fn scan(&mut self) {
+        let now = Instant::now();
+        self.ghosts.retain(|g| g.expires > now);
+
+        let mut found = Vec::new();
+        if let Ok(paths) = glob::glob(&self.pattern) {
+            for path in paths.flatten() {
+                match std::fs::metadata(&path) {
+                    Ok(meta) if meta.is_file() => found.push((path, meta)),
+                    _ => {}
+                }
+            }
+        }
+        for file in &mut self.files {
+            file.in_glob = false;
+        }
+        let mut new = Vec::new();
+        for (path, meta) in found {
+            let id = FileId::of(&meta);
+            match self.files.iter_mut().find(|f| f.id == id) {
+                Some(file) => {
+                    file.in_glob = true;
+                    file.path = path;
+                }
+                None => new.push((path, meta)),
+            }
+        }
+        // Older files first: after a rotation, the rotated file's rest is
+        // read before the new file's first lines.
+        new.sort_by_key(|(_, meta)| meta.modified().ok());
+        for (path, _) in new {
+            if let Err(e) = self.start_following(path.clone()) {
+                tracing::warn!(path = %path.display(), "cannot open file: {e}");
+            }
+        }
+
+        // Copies were matched above against the state before truncation;
+        // now reset truncated files.
+        for file in &mut self.files {
+            let Ok(meta) = file.file.metadata() else {
+                continue;
+            };
+            let size = meta.len();
+            if size != file.size {
+                file.last_change = now;
+            }
+            file.size = size;
+            let replaced =
+                size < file.consumed || (file.consumed > 0 && !file.starts_like(file.fingerprint));
+            if replaced {
+                tracing::info!(path = %file.path.display(), "file was truncated; reading it from the start");
+                let fresh = Arc::new(Mutex::new(Progress::new(0)));
+                self.ghosts.push(Ghost {
+                    fingerprint: file.fingerprint,
+                    consumed: file.consumed,
+                    progress: std::mem::replace(&mut file.progress, fresh),
+                    split: std::mem::take(&mut file.split),
+                    expires: now + GHOST_TTL,
+                });
+                file.consumed = 0;
+                file.split = SplitState {
+                    header_lines_left: self.splitter.skip_header_lines,
+                    discarding: false,
+                };
+                file.fingerprint = Fingerprint::of(&[]);
+            }
+            if file.fingerprint.len < Fingerprint::MAX_LEN && size > file.fingerprint.len {
+                if let Ok(head) = file.read_head(Fingerprint::MAX_LEN) {
+                    file.fingerprint = Fingerprint::of(&head);
+                }
+            }
+        }
+
+        // A file that left the glob is done once read to its end and quiet.
+        self.files.retain(|f| {
+            let done = !f.in_glob && f.consumed >= f.size && now - f.last_change >= QUIET_FLUSH;
+            if done {
+                tracing::debug!(path = %f.path.display(), "finished with a file that left the pattern");
+            }
+            !done
+        });
+        self.scanned = true;
+    }
+
+    fn start_following(&mut self, path: PathBuf) -> io::Result<()> {
+        let file = File::open(&path)?;
+        let meta = file.metadata()?;
+        let size = meta.len();
+        let mut tailed = TailedFile {
+            id: FileId::of(&meta),
+            path,
+            file,
+            consumed: 0,
+            size,
+            progress: Arc::new(Mutex::new(Progress::new(0))),
+            fingerprint: Fingerprint::of(&[]),
+            split: SplitState {
+                header_lines_left: self.splitter.skip_header_lines,
+                discarding: false,
+            },
+            last_change: Instant::now(),
+            in_glob: true,
+        };
+        tailed.fingerprint = Fingerprint::of(&tailed.read_head(Fingerprint::MAX_LEN)?);
+        let first_scan = !self.scanned;
+
+        let resume =
+            |consumed: u64, progress: SharedProgress, split: SplitState, t: &mut TailedFile| {
+                t.consumed = consumed;
+                t.progress = progress;
+                t.split = split;
+            };
+        let past_header = SplitState::default();
+
+        // 1. Our own checkpoint, if this inode still holds the same file.
+        if first_scan {
+            if let Some(saved) = self
+                .saved
+                .iter()
+                .find(|c| c.dev == tailed.id.dev && c.ino == tailed.id.ino)
+            {
+                if tailed.starts_like(saved.fingerprint) || saved.offset == 0 {
+                    let offset = if size >= saved.offset {
+                        saved.offset
+                    } else {
+                        0
+                    };
+                    let split = if offset == 0 {
+                        tailed.split.clone()
+                    } else {
+                        past_header.clone()
+                    };
+                    resume(
+                        offset,
+                        Arc::new(Mutex::new(Progress::new(offset))),
+                        split,
+                        &mut tailed,
+                    );
+                    tracing::info!(path = %tailed.path.display(), offset, "resuming from checkpoint");
+                    self.files.push(tailed);
+                    return Ok(());
+                }
+            }
+        }
+        // 2. A copy of a file we follow (copytruncate): take over its
+        //    progress; the original continues with a fresh one.
+        if let Some(original) = self.files.iter_mut().find(|f| {
+            f.consumed > 0 && size >= f.consumed && tailed_starts_like(&tailed, f.fingerprint)
+        }) {
+            let consumed = original.consumed;
+            let fresh = Arc::new(Mutex::new(Progress::new(consumed)));
+            let progress = std::mem::replace(&mut original.progress, fresh);
+            resume(consumed, progress, original.split.clone(), &mut tailed);
+            tracing::info!(path = %tailed.path.display(), copy_of = %original.path.display(), consumed, "found a copy of a followed file; reading only its unread tail");
+            self.files.push(tailed);
+            return Ok(());
+        }
+        if let Some(i) = self.ghosts.iter().position(|g| {
+            g.consumed > 0 && size >= g.consumed && tailed_starts_like(&tailed, g.fingerprint)
+        }) {
+            let ghost = self.ghosts.swap_remove(i);
+            resume(ghost.consumed, ghost.progress, ghost.split, &mut tailed);
+            tracing::info!(path = %tailed.path.display(), consumed = ghost.consumed, "found the copy of a truncated file; reading only its unread tail");
+            self.files.push(tailed);
+            return Ok(());
+        }
+        // 3. A copy made while we were down of a file we had checkpointed.
+        if first_scan {
+            if let Some(saved) = self.saved.iter().find(|c| {
+                c.offset > 0 && size >= c.offset && tailed_starts_like(&tailed, c.fingerprint)
+            }) {
+                let offset = saved.offset;
+                resume(
+                    offset,
+                    Arc::new(Mutex::new(Progress::new(offset))),
+                    past_header,
+                    &mut tailed,
+                );
+                self.files.push(tailed);
+                return Ok(());
+            }
+        }
+        // 4. initialPosition, for files present at the very first start.
+        if first_scan && self.first_run && self.initial_position == InitialPosition::EndOfFile {
+            resume(
+                size,
+                Arc::new(Mutex::new(Progress::new(size))),
+                past_header,
+                &mut tailed,
+            );
+        }
+        // 5. Otherwise a new file: from its start.
+        tracing::info!(path = %tailed.path.display(), offset = tailed.consumed, "following file");
+        self.files.push(tailed);
+        Ok(())
+    }
+
+    /// Reads what was appended to every file and cuts it into records.
+    /// Returns them in file order; an empty result means nothing new.
+    pub(crate) fn read(&mut self) -> Vec<ReadRecord> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for file in &mut self.files {
+            if file.consumed >= file.size {
+                continue;
+            }
+            let len = (file.size - file.consumed).min(READ_CHUNK);
+            let mut chunk = vec![0; len as usize];
+            let n = match read_fully_at(&file.file, &mut chunk, file.consumed) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(path = %file.path.display(), "read failed: {e}");
+                    continue;
+                }
+            };
+            chunk.truncate(n);
+            let at_end = file.consumed + n as u64 >= file.size;
+            let quiet = now - file.last_change >= QUIET_FLUSH;
+            // An unfinished multi-line record is sent once the file is
+            // quiet; an unterminated line only once the file has left the
+            // glob too (it will not grow any more).
+            let flush =
+                at_end && quiet && (!file.in_glob || self.splitter.multi_line_start.is_some());
+            let flush_partial_line = at_end && quiet && !file.in_glob;
+            let (records, used) = if flush && !flush_partial_line {
+                // Multi-line: flush the pending record's complete lines only.
+                let complete = chunk.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                self.splitter
+                    .split(&chunk[..complete], file.consumed, &mut file.split, true)
+            } else {
+                self.splitter
+                    .split(&chunk, file.consumed, &mut file.split, flush_partial_line)
+            };
+            file.consumed += used as u64;
+            out.extend(records.into_iter().map(|record| ReadRecord {
+                progress: file.progress.clone(),
+                record,
+            }));
+        }
+        out
+    }
+
+    /// The checkpoint entries of the followed files.
+    pub(crate) fn checkpoints(&self) -> Vec<FileCheckpoint> {
+        self.files
+            .iter()
+            .map(|f| FileCheckpoint {
+                path: f.path.clone(),
+                dev: f.id.dev,
+                ino: f.id.ino,
+                offset: f.progress.lock().map(|p| p.acked()).unwrap_or(0),
+                fingerprint: f.fingerprint,
+            })
+            .collect()
+    }
+
+    /// Bytes in the files not yet handed out as records.
+    pub(crate) fn behind_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|f| f.size.saturating_sub(f.consumed))
+            .sum()
+    }
+
+    /// How many files are followed.
+    pub(crate) fn file_count(&self) -> usize {
+        self.files.len()
+    }
+}
+
+fn tailed_starts_like(file: &TailedFile, fingerprint: Fingerprint) -> bool {
+    file.starts_like(fingerprint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn splitter(multi: Option<&str>) -> Splitter {
+        Splitter {
+            multi_line_start: multi.map(|p| Regex::new(p).unwrap()),
+            max_record: 10,
+            terminator: b"~".to_vec(),
+            skip_header_lines: 0,
+        }
+    }
+
+    fn data(records: &[RawRecord]) -> Vec<Option<String>> {
+        records
+            .iter()
+            .map(|r| {
+                r.data
+                    .as_ref()
+                    .map(|d| String::from_utf8(d.clone()).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_become_records_and_partial_lines_wait() {
+        let s = splitter(None);
+        let mut state = SplitState::default();
+        let (records, used) = s.split(b"ab\ncd\nef", 100, &mut state, false);
+        assert_eq!(data(&records), [Some("ab".into()), Some("cd".into())]);
+        assert_eq!((records[1].start, records[1].end), (103, 106));
+        assert_eq!(used, 6);
+        let (records, used) = s.split(b"ef", 106, &mut state, true);
+        assert_eq!(data(&records), [Some("ef".into())]);
+        assert_eq!(used, 2);
+    }
+
+    #[test]
+    fn header_lines_are_skipped_but_counted() {
+        let mut s = splitter(None);
+        s.skip_header_lines = 1;
+        let mut state = SplitState {
+            header_lines_left: 1,
+            discarding: false,
+        };
+        let (records, used) = s.split(b"h\nx\n", 0, &mut state, false);
+        assert_eq!(data(&records), [None, Some("x".into())]);
+        assert_eq!(used, 4);
+    }
+
+    #[test]
+    fn long_lines_are_cut_and_their_rest_skipped() {
+        let s = splitter(None);
+        let mut state = SplitState::default();
+        let (records, used) = s.split(b"0123456789abcdef", 0, &mut state, false);
+        assert_eq!(data(&records), [Some("012345678~".into())]);
+        assert_eq!(used, 16);
+        assert!(state.discarding);
+        let (records, used) = s.split(b"gh\nok\n", 16, &mut state, false);
+        assert_eq!(data(&records), [None, Some("ok".into())]);
+        assert_eq!((records[0].start, records[0].end), (16, 19));
+        assert_eq!(used, 6);
+    }
+
+    #[test]
+    fn multi_line_records_end_at_the_next_start() {
+        let mut s = splitter(Some("^\\d"));
+        s.max_record = 100;
+        let mut state = SplitState::default();
+        let (records, used) = s.split(b"1 a\n  b\n2 c\n  d\n", 0, &mut state, false);
+        assert_eq!(data(&records), [Some("1 a\n  b".into())]);
+        assert_eq!(used, 8);
+        let (records, used) = s.split(b"2 c\n  d\n", 8, &mut state, true);
+        assert_eq!(data(&records), [Some("2 c\n  d".into())]);
+        assert_eq!(used, 8);
+    }
+}

@@ -1,0 +1,109 @@
+//! `kill -9` in the middle of a stream, then a restart: every line arrives,
+//! and only lines past the last checkpoint (the unacknowledged tail) may
+//! arrive twice.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use shardline_emulator::{Emulator, EmulatorConfig};
+
+/// Fixed-width lines, so a checkpoint offset tells which lines it covers.
+fn line(i: usize) -> String {
+    format!("line-{i:07}") // 12 bytes + '\n'
+}
+const LINE_BYTES: u64 = 13;
+
+#[test]
+fn kill_9_then_restart_loses_nothing() {
+    let emulator = Emulator::start_in_background(
+        EmulatorConfig::default()
+            .with_stream("s", 2)
+            .without_limits(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::File::create(&log).unwrap();
+    let setup = Setup::new(
+        &emulator,
+        &format!(
+            r#"[{{"filePattern": "{}", "kinesisStream": "s", "partitionKeyOption": "DETERMINISTIC", "initialPosition": "START_OF_FILE",
+                 "maxBufferAgeMillis": 50, "minTimeBetweenFilePollsMillis": 20}}]"#,
+            log.display()
+        ),
+    );
+    let total = 6000;
+    let mut agent = setup.start_agent(0);
+    // A writer that keeps appending while the agent is killed.
+    let writer = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for chunk in (0..total).collect::<Vec<_>>().chunks(200) {
+                append(&log, chunk.iter().map(|&i| line(i)));
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    agent.kill().unwrap(); // SIGKILL
+    agent.wait().unwrap();
+    // What the dead agent left: every line below this offset was delivered.
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(setup.path("checkpoints")).unwrap()).unwrap();
+    let offset = checkpoint["flows"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()[0]["offset"]
+        .as_u64()
+        .unwrap();
+    let acknowledged = (offset / LINE_BYTES) as usize;
+    let before_restart = stream_lines(&emulator, "s").len();
+    assert!(acknowledged > 0, "nothing was checkpointed before the kill");
+    assert!(
+        before_restart < total,
+        "the kill came too late to test anything"
+    );
+
+    let agent = setup.start_agent(1);
+    writer.join().unwrap();
+    let expected: Vec<String> = (0..total).map(line).collect();
+    let arrived = wait_until(Duration::from_secs(15), || {
+        let got = counts_owned(&stream_lines(&emulator, "s"));
+        expected.iter().all(|l| got.contains_key(l))
+    });
+    stop(agent);
+    let log_text = format!(
+        "{}\n--- restart ---\n{}",
+        setup.agent_log(0),
+        setup.agent_log(1)
+    );
+    assert!(arrived, "lines missing after the restart\n{log_text}");
+    let got = stream_lines(&emulator, "s");
+    let counts = counts(&got);
+    for (i, l) in expected.iter().enumerate() {
+        let n = counts.get(l.as_str()).copied().unwrap_or(0);
+        assert!(n >= 1, "{l} missing");
+        if i < acknowledged {
+            assert_eq!(
+                n, 1,
+                "{l} was checkpointed as delivered but sent again\n{log_text}"
+            );
+        }
+    }
+    assert!(
+        setup.agent_log(1).contains("resuming from checkpoint"),
+        "{log_text}"
+    );
+}
+
+fn counts_owned(lines: &[String]) -> std::collections::HashMap<String, usize> {
+    let mut m = std::collections::HashMap::new();
+    for l in lines {
+        *m.entry(l.clone()).or_default() += 1;
+    }
+    m
+}

@@ -1,0 +1,360 @@
+//! `RecordFuture`: the per-record future, and the queue that carries done
+//! callbacks to a Python thread.
+//!
+//! The producer completes a record on one of its own threads. There the
+//! completion only stores the Rust result in the future's cell and wakes
+//! anyone blocked in `result()`; no Python object is touched and the GIL is
+//! never taken. Only a future that has done callbacks (`add_done_callback`,
+//! or an `await`) is pushed onto the [`CallbackQueue`], which a daemon
+//! thread of the package drains, running the callbacks with the GIL. So a
+//! record nobody waits on costs no Python work at all, which is what makes a
+//! native future worth having over `concurrent.futures.Future`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+
+use shardline::{DeliveryResult, Error};
+
+use crate::errors::{delivery_error, new_err, to_py_err, types};
+use crate::report::PyDeliveryReport;
+
+/// How long a blocking wait sleeps before it checks for Ctrl-C.
+pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// How a record ended: the producer's report, or a refusal before it was
+/// queued (only `put_many` hands those out as futures).
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Delivered(DeliveryResult),
+    Refused(Error),
+}
+
+/// A completed future and the callbacks waiting for it.
+type Completed = (Py<RecordFuture>, Vec<Py<PyAny>>);
+
+/// Done callbacks on their way to the Python thread that runs them.
+#[derive(Debug, Default)]
+pub(crate) struct CallbackQueue {
+    items: Mutex<VecDeque<Completed>>,
+    ready: Condvar,
+    stopped: AtomicBool,
+}
+
+impl CallbackQueue {
+    fn push(&self, future: Py<RecordFuture>, callbacks: Vec<Py<PyAny>>) {
+        self.items.lock().push_back((future, callbacks));
+        self.ready.notify_one();
+    }
+}
+
+/// The queue of done callbacks, drained by the package's callback thread.
+#[pyclass(frozen, module = "shardline._native", name = "CallbackQueue")]
+#[derive(Debug, Default)]
+pub(crate) struct PyCallbackQueue {
+    pub(crate) inner: Arc<CallbackQueue>,
+}
+
+#[pymethods]
+impl PyCallbackQueue {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// Waits up to `timeout` seconds (GIL released) for completed futures
+    /// with done callbacks; returns `[(future, [callback, ...]), ...]`, or
+    /// None once `stop()` was called and nothing is left.
+    fn take(&self, py: Python<'_>, timeout: f64) -> Option<Vec<Completed>> {
+        let queue = &self.inner;
+        let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
+        let items: Vec<_> = py.detach(|| {
+            let mut items = queue.items.lock();
+            while items.is_empty() && !queue.stopped.load(Ordering::Acquire) {
+                if queue.ready.wait_until(&mut items, deadline).timed_out() {
+                    break;
+                }
+            }
+            items.drain(..).collect()
+        });
+        if items.is_empty() && queue.stopped.load(Ordering::Acquire) {
+            None
+        } else {
+            Some(items)
+        }
+    }
+
+    /// Makes `take` return None once the queue is empty.
+    fn stop(&self) {
+        self.inner.stopped.store(true, Ordering::Release);
+        let _guard = self.inner.items.lock();
+        self.inner.ready.notify_all();
+    }
+}
+
+/// What the futures of one producer share.
+#[derive(Debug)]
+pub(crate) struct CellShared {
+    pub(crate) queue: Arc<CallbackQueue>,
+    /// Delivery callbacks handed to the core and not yet run or dropped.
+    /// The core releases a record's buffer space just before it calls the
+    /// callback, so its `flush` can return a moment before the last
+    /// futures are done; `flush` waits for this to reach zero as well.
+    pub(crate) armed: AtomicUsize,
+}
+
+impl CellShared {
+    pub(crate) fn new(queue: Arc<CallbackQueue>) -> Arc<Self> {
+        Arc::new(CellShared {
+            queue,
+            armed: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// The state a future shares with the producer thread that completes it.
+#[derive(Debug)]
+pub(crate) struct FutureCell {
+    outcome: OnceLock<Outcome>,
+    waiters: Mutex<Waiters>,
+    done: Condvar,
+    pub(crate) shared: Arc<CellShared>,
+}
+
+#[derive(Debug, Default)]
+struct Waiters {
+    done: bool,
+    callbacks: Vec<Py<PyAny>>,
+    /// The Python future, kept alive while callbacks wait for it.
+    owner: Option<Py<RecordFuture>>,
+}
+
+impl FutureCell {
+    pub(crate) fn new(shared: Arc<CellShared>) -> Arc<Self> {
+        Arc::new(FutureCell {
+            outcome: OnceLock::new(),
+            waiters: Mutex::new(Waiters::default()),
+            done: Condvar::new(),
+            shared,
+        })
+    }
+
+    /// Completes the future. Runs on a producer thread: touches no Python
+    /// object (the callbacks are moved, not cloned or dropped).
+    pub(crate) fn complete(&self, outcome: Outcome) {
+        let _ = self.outcome.set(outcome);
+        let (owner, callbacks) = {
+            let mut w = self.waiters.lock();
+            w.done = true;
+            (w.owner.take(), std::mem::take(&mut w.callbacks))
+        };
+        self.done.notify_all();
+        if let Some(owner) = owner {
+            self.shared.queue.push(owner, callbacks);
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.outcome.get().is_some()
+    }
+
+    /// Blocks (call without the GIL) until done or `timeout`; true if done.
+    fn wait_for(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut w = self.waiters.lock();
+        while !w.done {
+            if self.done.wait_until(&mut w, deadline).timed_out() {
+                return w.done;
+            }
+        }
+        true
+    }
+}
+
+/// The pending result of one record: resolves to a `DeliveryReport`, or
+/// raises `DeliveryError` (or the error that kept the record out of the
+/// queue).
+///
+/// It offers the methods of `concurrent.futures.Future` (`result`,
+/// `exception`, `done`, `add_done_callback`, ...) and can be awaited from
+/// asyncio. Done callbacks run on the package's callback thread (or at once
+/// on the caller's thread when the future is already done), never on a
+/// producer thread.
+#[pyclass(frozen, module = "shardline", name = "RecordFuture")]
+pub(crate) struct RecordFuture {
+    cell: Arc<FutureCell>,
+    /// The Python value of the outcome, made once: a report, or an exception instance.
+    value: PyOnceLock<Result<Py<PyAny>, Py<PyAny>>>,
+}
+
+impl RecordFuture {
+    pub(crate) fn new(cell: Arc<FutureCell>) -> Self {
+        RecordFuture {
+            cell,
+            value: PyOnceLock::new(),
+        }
+    }
+
+    /// Waits for the outcome in slices, checking for Ctrl-C between them.
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        if self.cell.is_done() {
+            return Ok(());
+        }
+        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        loop {
+            let slice = match deadline {
+                None => WAIT_SLICE,
+                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
+            };
+            let cell = &self.cell;
+            if py.detach(|| cell.wait_for(slice)) {
+                return Ok(());
+            }
+            py.check_signals()?;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(new_err(
+                    py,
+                    &types(py).timeout,
+                    format!(
+                        "the record was not completed within {:.3} s",
+                        timeout.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn value(&self, py: Python<'_>) -> PyResult<&Result<Py<PyAny>, Py<PyAny>>> {
+        self.value.get_or_try_init(py, || {
+            let outcome = self
+                .cell
+                .outcome
+                .get()
+                .expect("value() is called only once the future is done");
+            Ok(match outcome {
+                Outcome::Delivered(Ok(report)) => {
+                    Ok(Py::new(py, PyDeliveryReport::from(report))?.into_any())
+                }
+                Outcome::Delivered(Err(error)) => Err(delivery_error(py, error)?.unbind()),
+                Outcome::Refused(error) => Err(to_py_err(py, error).into_value(py).into_any()),
+            })
+        })
+    }
+}
+
+impl std::fmt::Debug for RecordFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordFuture")
+            .field("done", &self.cell.is_done())
+            .finish_non_exhaustive()
+    }
+}
+
+#[pymethods]
+impl RecordFuture {
+    /// The `DeliveryReport`, waiting up to `timeout` seconds (forever if
+    /// None). Raises `DeliveryError` if the record was not delivered, and
+    /// `shardline.TimeoutError` if it is not done in time. Ctrl-C
+    /// interrupts the wait.
+    #[pyo3(signature = (timeout=None))]
+    fn result(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        self.wait(py, timeout)?;
+        match self.value(py)? {
+            Ok(report) => Ok(report.clone_ref(py)),
+            Err(error) => Err(PyErr::from_value(error.bind(py).clone())),
+        }
+    }
+
+    /// The exception the record failed with, or None if it was delivered;
+    /// waits like `result`.
+    #[pyo3(signature = (timeout=None))]
+    fn exception(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<PyAny>>> {
+        self.wait(py, timeout)?;
+        Ok(match self.value(py)? {
+            Ok(_) => None,
+            Err(error) => Some(error.clone_ref(py)),
+        })
+    }
+
+    /// True once the record is delivered or has failed for good.
+    fn done(&self) -> bool {
+        self.cell.is_done()
+    }
+
+    /// True while the record is pending.
+    fn running(&self) -> bool {
+        !self.cell.is_done()
+    }
+
+    /// Always False: a queued record cannot be taken back.
+    fn cancelled(&self) -> bool {
+        false
+    }
+
+    /// Does nothing and returns False: a queued record cannot be taken back.
+    fn cancel(&self) -> bool {
+        false
+    }
+
+    /// Calls `fn(future)` once the future is done: at once on this thread
+    /// if it already is, else on Shardline's callback thread. Exceptions
+    /// raised by `fn` are logged and ignored.
+    #[pyo3(name = "add_done_callback")]
+    fn add_done_callback(slf: &Bound<'_, Self>, callback: Py<PyAny>) -> PyResult<()> {
+        let this = slf.get();
+        {
+            let mut w = this.cell.waiters.lock();
+            if !w.done {
+                w.callbacks.push(callback);
+                if w.owner.is_none() {
+                    w.owner = Some(slf.clone().unbind());
+                }
+                return Ok(());
+            }
+        }
+        if let Err(error) = callback.call1(slf.py(), (slf,)) {
+            // Like concurrent.futures: a failing callback is logged, not raised.
+            log_callback_error(slf.py(), slf.as_any(), error)?;
+        }
+        Ok(())
+    }
+
+    fn __await__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        static AWAIT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let py = slf.py();
+        let helper = AWAIT.import(py, "shardline._aio", "await_future")?;
+        Ok(helper.call1((slf,))?.unbind())
+    }
+
+    fn __repr__(&self) -> &'static str {
+        match self.cell.outcome.get() {
+            None => "<RecordFuture pending>",
+            Some(Outcome::Delivered(Ok(_))) => "<RecordFuture delivered>",
+            Some(_) => "<RecordFuture failed>",
+        }
+    }
+}
+
+/// Logs an exception raised by a done callback on the `shardline` logger.
+pub(crate) fn log_callback_error(
+    py: Python<'_>,
+    future: &Bound<'_, PyAny>,
+    error: PyErr,
+) -> PyResult<()> {
+    let logger = py
+        .import("logging")?
+        .call_method1("getLogger", ("shardline",))?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("exc_info", error.into_value(py))?;
+    logger.call_method(
+        "error",
+        ("exception calling callback for %r", future),
+        Some(&kwargs),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,642 @@
+//! `NativeProducer`: a thin, frozen handle on the Rust producer. The
+//! Pythonic surface (keyword arguments, context manager, docstrings) is in
+//! `shardline/_producer.py`.
+//!
+//! Where it waits: `put`/`put_many` only when the buffer is full (in
+//! slices, GIL released, Ctrl-C checked between slices); `flush` and
+//! `close` likewise. Everything else is quick Rust work, also done with the
+//! GIL released once the Python inputs have been copied out.
+
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::mem::ManuallyDrop;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PyString, PyTuple};
+
+use shardline::{Config, Error, Producer, SendError, Service, UserRecord};
+
+use crate::errors::{new_err, to_py_err, types};
+use crate::future::{CellShared, FutureCell, Outcome, PyCallbackQueue, RecordFuture, WAIT_SLICE};
+
+/// The pid of this process, updated in a child right after `fork()` (the
+/// hook is registered when the module is imported). Comparing a producer's
+/// creation pid with it is a load, not a `getpid` system call per record.
+pub(crate) static CURRENT_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Called in the child after `fork()`.
+#[pyfunction]
+pub(crate) fn _after_fork_in_child() {
+    CURRENT_PID.store(std::process::id(), Ordering::Release);
+}
+
+/// The native producer; use `shardline.Producer` / `shardline.FirehoseProducer`.
+#[pyclass(frozen, module = "shardline._native", name = "NativeProducer")]
+#[derive(Debug)]
+pub(crate) struct NativeProducer {
+    /// Never dropped in a forked child: its runtime's threads do not exist
+    /// there, and its locks may be held by them.
+    producer: ManuallyDrop<Producer>,
+    service: Service,
+    pid: u32,
+    cells: Arc<CellShared>,
+    max_record_size: usize,
+}
+
+impl Drop for NativeProducer {
+    fn drop(&mut self) {
+        if self.pid == CURRENT_PID.load(Ordering::Acquire) {
+            // SAFETY: dropped once, here, and never used again.
+            unsafe { ManuallyDrop::drop(&mut self.producer) };
+        }
+    }
+}
+
+/// A delivery callback's hold on its future; counted in
+/// [`CellShared::armed`] until the callback has run or been dropped unrun
+/// (when the core refuses the record).
+struct Armed(Arc<FutureCell>);
+
+impl Armed {
+    fn new(cell: &Arc<FutureCell>) -> Self {
+        cell.shared.armed.fetch_add(1, Ordering::AcqRel);
+        Armed(cell.clone())
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        self.0.shared.armed.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One record, copied out of Python objects, ready to be sent.
+struct Pending {
+    partition_key: String,
+    explicit_hash_key: Option<u128>,
+    data: Bytes,
+}
+
+impl Pending {
+    fn into_record(self) -> UserRecord {
+        let record = UserRecord::new(self.partition_key, self.data);
+        match self.explicit_hash_key {
+            Some(key) => record.with_explicit_hash_key(key),
+            None => record,
+        }
+    }
+}
+
+impl NativeProducer {
+    fn check_pid(&self, py: Python<'_>) -> PyResult<()> {
+        if self.pid == CURRENT_PID.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(new_err(
+                py,
+                &types(py).base,
+                format!(
+                    "this producer was created in process {} and cannot be used after fork() \
+                     (this is process {}); create a new producer in the child",
+                    self.pid,
+                    std::process::id()
+                ),
+            ))
+        }
+    }
+
+    fn callback(cell: &Arc<FutureCell>) -> shardline::DeliveryCallback {
+        let armed = Armed::new(cell);
+        Box::new(move |result| armed.0.complete(Outcome::Delivered(result)))
+    }
+
+    /// Waits (after the core's flush) until every delivery callback has
+    /// run, so that all futures of flushed records are done.
+    fn wait_for_callbacks(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<bool> {
+        let armed = &self.cells.armed;
+        while armed.load(Ordering::Acquire) != 0 {
+            if past(deadline) {
+                return Ok(false);
+            }
+            py.detach(|| std::thread::sleep(Duration::from_micros(100)));
+            py.check_signals()?;
+        }
+        Ok(true)
+    }
+
+    fn partition_key(&self, key: Option<String>) -> String {
+        match (key, self.service) {
+            (Some(key), _) => key,
+            // Firehose ignores partition keys; an empty one costs nothing.
+            (None, Service::Firehose) => String::new(),
+            (None, Service::Kinesis) => random_partition_key(),
+        }
+    }
+
+    /// Sends `record`, waiting while the buffer is full if `block`, for at
+    /// most `timeout` seconds. Called with the GIL held; releases it.
+    // `SendError` is large because it hands the record back (core design).
+    #[allow(clippy::result_large_err)]
+    fn send_one(
+        &self,
+        py: Python<'_>,
+        stream: &str,
+        record: UserRecord,
+        cell: &Arc<FutureCell>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let producer = &*self.producer;
+        let first =
+            py.detach(|| producer.try_send_with_callback(stream, record, Self::callback(cell)));
+        let mut record = match first {
+            Ok(()) => return Ok(()),
+            Err(SendError {
+                error: Error::QueueFull,
+                record,
+            }) if block => record,
+            Err(SendError { error, .. }) => return Err(to_py_err(py, &error)),
+        };
+        let deadline = deadline(timeout);
+        loop {
+            let slice = slice_until(deadline);
+            let sent = py.detach(|| {
+                producer.send_blocking_with_callback(
+                    stream,
+                    record,
+                    Some(slice),
+                    Self::callback(cell),
+                )
+            });
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(SendError {
+                    error: Error::Timeout(_),
+                    record: back,
+                }) => record = back,
+                Err(SendError { error, .. }) => return Err(to_py_err(py, &error)),
+            }
+            py.check_signals()?;
+            if past(deadline) {
+                return Err(queue_full_after(py, timeout));
+            }
+        }
+    }
+}
+
+fn deadline(timeout: Option<f64>) -> Option<Instant> {
+    timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)))
+}
+
+fn slice_until(deadline: Option<Instant>) -> Duration {
+    match deadline {
+        None => WAIT_SLICE,
+        Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
+    }
+}
+
+fn past(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+fn queue_full_after(py: Python<'_>, timeout: Option<f64>) -> PyErr {
+    new_err(
+        py,
+        &types(py).queue_full,
+        format!(
+            "producer buffer is still full after {:.3} s",
+            timeout.unwrap_or_default()
+        ),
+    )
+}
+
+fn timeout_secs(timeout: Option<f64>) -> Option<Duration> {
+    timeout.map(|t| Duration::from_secs_f64(t.max(0.0)))
+}
+
+thread_local! {
+    static KEY_STATE: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A random 16-hex-digit partition key: even spread over the shards is all
+/// that is asked of it, so a per-thread splitmix64 is enough.
+fn random_partition_key() -> String {
+    let x = KEY_STATE.with(|state| {
+        let mut s = state.get();
+        if s == 0 {
+            // Seed from the clock and the state's address (differs per thread).
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            s = nanos ^ (state as *const _ as u64).rotate_left(32) ^ u64::from(std::process::id());
+        }
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        state.set(s);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    });
+    let mut key = String::with_capacity(16);
+    let _ = write!(key, "{x:016x}");
+    key
+}
+
+/// Appends the bytes of `data` (bytes, bytearray, memoryview or str) to `buf`.
+fn append_data(py: Python<'_>, data: &Bound<'_, PyAny>, buf: &mut BytesMut) -> PyResult<()> {
+    if let Ok(b) = data.cast::<PyBytes>() {
+        buf.extend_from_slice(b.as_bytes());
+    } else if let Ok(s) = data.cast::<PyString>() {
+        buf.extend_from_slice(s.to_cow()?.as_bytes());
+    } else if let Ok(b) = data.cast::<PyByteArray>() {
+        buf.extend_from_slice(&b.to_vec());
+    } else if data.cast::<PyMemoryView>().is_ok() {
+        // The buffer protocol is not in the limited API before 3.11.
+        let bytes = data.call_method0("tobytes")?;
+        buf.extend_from_slice(bytes.cast::<PyBytes>()?.as_bytes());
+    } else {
+        return Err(new_err(
+            py,
+            &types(py).validation,
+            format!(
+                "data must be bytes, bytearray, memoryview or str, not {}",
+                data.get_type().name()?
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An explicit hash key given as an int or a decimal string.
+fn explicit_hash_key(py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<u128>> {
+    if key.is_none() {
+        return Ok(None);
+    }
+    let text = if let Ok(s) = key.cast::<PyString>() {
+        s.to_cow()?.into_owned()
+    } else if key.is_instance_of::<pyo3::types::PyInt>() {
+        key.str()?.to_cow()?.into_owned()
+    } else {
+        return Err(new_err(
+            py,
+            &types(py).validation,
+            "explicit_hash_key must be an int or a decimal str",
+        ));
+    };
+    // The core parses and checks the range; an empty record carries the key.
+    UserRecord::new("k", Bytes::new())
+        .with_explicit_hash_key_str(&text)
+        .map(|r| r.explicit_hash_key())
+        .map_err(|e| to_py_err(py, &e))
+}
+
+fn optional_str(value: Option<Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => Ok(Some(v.cast::<PyString>()?.to_cow()?.into_owned())),
+    }
+}
+
+#[pymethods]
+impl NativeProducer {
+    /// `options` are `(key, value)` string pairs for `Config::set`.
+    #[new]
+    fn new(
+        py: Python<'_>,
+        options: Vec<(String, String)>,
+        firehose: bool,
+        queue: &PyCallbackQueue,
+    ) -> PyResult<Self> {
+        let mut config = Config::new();
+        for (key, value) in &options {
+            config.set(key, value).map_err(|e| to_py_err(py, &e))?;
+        }
+        let max_record_size = config.max_record_size_bytes();
+        let service = if firehose {
+            Service::Firehose
+        } else {
+            Service::Kinesis
+        };
+        let producer = py
+            .detach(|| Producer::for_service(config, service))
+            .map_err(|e| to_py_err(py, &e))?;
+        Ok(NativeProducer {
+            producer: ManuallyDrop::new(producer),
+            service,
+            pid: CURRENT_PID.load(Ordering::Acquire),
+            cells: CellShared::new(queue.inner.clone()),
+            max_record_size,
+        })
+    }
+
+    /// Queues one record; see `shardline.Producer.put`.
+    // The arguments are the Python signature.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (stream_name, data, partition_key=None, explicit_hash_key=None, block=true, timeout=None))]
+    fn put(
+        &self,
+        py: Python<'_>,
+        stream_name: &Bound<'_, PyString>,
+        data: &Bound<'_, PyAny>,
+        partition_key: Option<Bound<'_, PyAny>>,
+        explicit_hash_key: Option<Bound<'_, PyAny>>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<RecordFuture> {
+        self.check_pid(py)?;
+        let stream = stream_name.to_cow()?;
+        let mut buf = BytesMut::new();
+        append_data(py, data, &mut buf)?;
+        let key = self.partition_key(optional_str(partition_key)?);
+        let mut record = UserRecord::new(key, buf.freeze());
+        if let Some(ehk) = explicit_hash_key {
+            if let Some(ehk) = self::explicit_hash_key(py, &ehk)? {
+                record = record.with_explicit_hash_key(ehk);
+            }
+        }
+        let cell = FutureCell::new(self.cells.clone());
+        self.send_one(py, &stream, record, &cell, block, timeout)?;
+        Ok(RecordFuture::new(cell))
+    }
+
+    /// Queues many records; see `shardline.Producer.put_many`.
+    #[allow(clippy::result_large_err)]
+    #[pyo3(signature = (stream_name, records, block=true, timeout=None))]
+    fn put_many<'py>(
+        &self,
+        py: Python<'py>,
+        stream_name: &Bound<'py, PyString>,
+        records: &Bound<'py, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        self.check_pid(py)?;
+        if self.producer.is_closed() {
+            return Err(to_py_err(py, &Error::Closed));
+        }
+        let stream = stream_name.to_cow()?;
+        // Copy everything out of Python first (and check what can be
+        // checked), so a bad record raises before any record is queued.
+        // All payloads share one buffer: one allocation per call.
+        let mut buf = BytesMut::new();
+        let mut parsed: Vec<(Option<String>, Option<u128>, usize)> = Vec::new();
+        let validation = &types(py).validation;
+        for (index, item) in records.try_iter()?.enumerate() {
+            let item = item?;
+            let start = buf.len();
+            let (key, ehk) = self.parse_item(py, &item, &mut buf).map_err(|e| {
+                if e.is_instance(py, validation.bind(py))
+                    || e.is_instance_of::<pyo3::exceptions::PyTypeError>(py)
+                {
+                    new_err(py, validation, format!("record {index}: {}", e.value(py)))
+                } else {
+                    e
+                }
+            })?;
+            if let Some(k) = &key {
+                shardline::record::validate_partition_key(k)
+                    .map_err(|e| new_err(py, validation, format!("record {index}: {e}")))?;
+            }
+            let size = buf.len() - start + key.as_ref().map_or(0, String::len);
+            if self.service == Service::Kinesis && size > self.max_record_size {
+                let e = Error::RecordTooLarge {
+                    size,
+                    limit: self.max_record_size,
+                };
+                return Err(new_err(py, validation, format!("record {index}: {e}")));
+            }
+            parsed.push((key, ehk, buf.len() - start));
+        }
+        let mut data = buf.freeze();
+        let pending: Vec<Pending> = parsed
+            .into_iter()
+            .map(|(key, ehk, len)| Pending {
+                partition_key: self.partition_key(key),
+                explicit_hash_key: ehk,
+                data: data.split_to(len),
+            })
+            .collect();
+        let cells: Vec<Arc<FutureCell>> = (0..pending.len())
+            .map(|_| FutureCell::new(self.cells.clone()))
+            .collect();
+
+        let producer = &*self.producer;
+        let deadline = deadline(timeout);
+        let mut records = pending.into_iter().map(Pending::into_record).enumerate();
+        let mut waiting: Option<(usize, UserRecord)> = None;
+        loop {
+            // Returns the record still waiting for room when a slice ends.
+            let stopped = py.detach(|| {
+                let mut next = waiting.take().or_else(|| records.next());
+                while let Some((i, record)) = next {
+                    let cell = &cells[i];
+                    let sent = if block {
+                        let slice = slice_until(deadline);
+                        match producer.try_send_with_callback(&stream, record, Self::callback(cell))
+                        {
+                            Err(SendError {
+                                error: Error::QueueFull,
+                                record,
+                            }) => producer.send_blocking_with_callback(
+                                &stream,
+                                record,
+                                Some(slice),
+                                Self::callback(cell),
+                            ),
+                            other => other,
+                        }
+                    } else {
+                        producer.try_send_with_callback(&stream, record, Self::callback(cell))
+                    };
+                    match sent {
+                        Ok(()) => {}
+                        Err(SendError {
+                            error: Error::Timeout(_),
+                            record,
+                        }) if block => return Some((i, record)),
+                        Err(SendError { error, .. }) => cell.complete(Outcome::Refused(error)),
+                    }
+                    next = records.next();
+                }
+                None
+            });
+            match stopped {
+                None => break,
+                Some((i, record)) => {
+                    if let Err(e) = py.check_signals() {
+                        // Interrupted: this record and the rest were never queued.
+                        cells[i].complete(Outcome::Refused(Error::Closed));
+                        return Err(e);
+                    }
+                    if past(deadline) {
+                        let error = Error::QueueFull;
+                        cells[i].complete(Outcome::Refused(error.clone()));
+                        for (j, _) in records.by_ref() {
+                            cells[j].complete(Outcome::Refused(error.clone()));
+                        }
+                        let _ = record;
+                        break;
+                    }
+                    waiting = Some((i, record));
+                }
+            }
+        }
+        let futures = cells
+            .into_iter()
+            .map(|cell| Py::new(py, RecordFuture::new(cell)))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, futures)
+    }
+
+    /// Sends everything buffered now and waits until no record is
+    /// outstanding, for at most `timeout` seconds (forever if None).
+    #[pyo3(signature = (timeout=None))]
+    fn flush(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        self.check_pid(py)?;
+        let producer = &*self.producer;
+        let deadline = deadline(timeout);
+        loop {
+            let slice = slice_until(deadline);
+            match py.detach(|| producer.flush_blocking(Some(slice))) {
+                Ok(()) if self.wait_for_callbacks(py, deadline)? => return Ok(()),
+                Ok(()) => {}
+                Err(Error::Timeout(_)) => {}
+                Err(e) => return Err(to_py_err(py, &e)),
+            }
+            py.check_signals()?;
+            if past(deadline) {
+                return Err(new_err(
+                    py,
+                    &types(py).timeout,
+                    format!(
+                        "flush timed out after {:.3} s with {} record(s) outstanding",
+                        timeout.unwrap_or_default(),
+                        producer.outstanding()
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// Stops accepting records, delivers what is outstanding for up to
+    /// `timeout` seconds (the `close_timeout` option if None) and fails the
+    /// rest. Ctrl-C stops the wait; the close goes on in the background.
+    #[pyo3(signature = (timeout=None))]
+    fn close(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        self.check_pid(py)?;
+        let producer = (*self.producer).clone();
+        let timeout_d = timeout_secs(timeout);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("shardline-close".into())
+            .spawn(move || {
+                let _ = tx.send(producer.close_blocking(timeout_d));
+            })
+            .map_err(|e| new_err(py, &types(py).base, format!("cannot start closing: {e}")))?;
+        // `detach` needs Sync; the receiver is only Send.
+        let rx = parking_lot::Mutex::new(rx);
+        loop {
+            match py.detach(|| rx.lock().recv_timeout(WAIT_SLICE)) {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(Error::Timeout(_))) => {
+                    return Err(new_err(
+                        py,
+                        &types(py).timeout,
+                        "close timed out: records still outstanding were failed with \
+                         DeliveryError(kind='closed')",
+                    ));
+                }
+                Ok(Err(e)) => return Err(to_py_err(py, &e)),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(new_err(
+                        py,
+                        &types(py).base,
+                        "closing the producer panicked",
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Records accepted and not yet completed.
+    fn outstanding(&self) -> usize {
+        self.producer.outstanding()
+    }
+
+    /// True once `close` has started.
+    fn is_closed(&self) -> bool {
+        self.producer.is_closed()
+    }
+
+    /// The metrics snapshot as JSON.
+    fn metrics_json(&self, py: Python<'_>) -> PyResult<String> {
+        self.check_pid(py)?;
+        Ok(self.producer.metrics().to_json())
+    }
+}
+
+impl NativeProducer {
+    /// One item of `put_many`: data alone, a `(data, partition_key[,
+    /// explicit_hash_key])` tuple, or a dict with `data` / `partition_key` /
+    /// `explicit_hash_key` (or boto3's `Data` / `PartitionKey` /
+    /// `ExplicitHashKey`). Appends the data to `buf`.
+    fn parse_item(
+        &self,
+        py: Python<'_>,
+        item: &Bound<'_, PyAny>,
+        buf: &mut BytesMut,
+    ) -> PyResult<(Option<String>, Option<u128>)> {
+        if let Ok(tuple) = item.cast::<PyTuple>() {
+            let n = tuple.len();
+            if !(1..=3).contains(&n) {
+                return Err(new_err(
+                    py,
+                    &types(py).validation,
+                    "a record tuple is (data, partition_key[, explicit_hash_key])",
+                ));
+            }
+            append_data(py, &tuple.get_item(0)?, buf)?;
+            let key = if n > 1 {
+                optional_str(Some(tuple.get_item(1)?))?
+            } else {
+                None
+            };
+            let ehk = if n > 2 {
+                explicit_hash_key(py, &tuple.get_item(2)?)?
+            } else {
+                None
+            };
+            return Ok((key, ehk));
+        }
+        if let Ok(dict) = item.cast::<PyDict>() {
+            let get = |a: &str, b: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
+                match dict.get_item(a)? {
+                    Some(v) => Ok(Some(v)),
+                    None => dict.get_item(b),
+                }
+            };
+            let Some(data) = get("data", "Data")? else {
+                return Err(new_err(
+                    py,
+                    &types(py).validation,
+                    "a record dict needs 'data'",
+                ));
+            };
+            append_data(py, &data, buf)?;
+            let key = optional_str(get("partition_key", "PartitionKey")?)?;
+            let ehk = match get("explicit_hash_key", "ExplicitHashKey")? {
+                Some(v) => explicit_hash_key(py, &v)?,
+                None => None,
+            };
+            return Ok((key, ehk));
+        }
+        append_data(py, item, buf)?;
+        Ok((None, None))
+    }
+}
