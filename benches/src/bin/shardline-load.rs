@@ -57,6 +57,10 @@ struct Args {
     /// Producer runtime threads (`worker_threads`).
     #[arg(long)]
     worker_threads: Option<usize>,
+    /// Lift the producer's own per-shard rate limiter (for an emulator
+    /// running without limits: measure the producer, not the quota).
+    #[arg(long)]
+    no_rate_limit: bool,
     /// Turn aggregation off.
     #[arg(long)]
     no_aggregation: bool,
@@ -97,6 +101,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(w) = args.worker_threads {
         config = config.worker_threads(w);
+    }
+    if args.no_rate_limit {
+        config = config
+            .shard_bytes_per_second(1 << 40)
+            .shard_records_per_second(1 << 40);
     }
     if args.no_aggregation {
         config = config.aggregation_enabled(false);

@@ -25,7 +25,7 @@ import java.util.concurrent.atomic.LongAccumulator;
  *
  * <p>Args: --port P --stream s --record-size 100 --records N [--seconds S]
  * [--rate R] [--keys 4096] [--max-outstanding 1000000] [--label L]
- * [--ttl-ms 30000] [--progress-ms 0]
+ * [--ttl-ms 30000] [--progress-ms 0] [--rate-limit 150 (percent of the shard quota)]
  */
 public final class KplLoad {
   public static void main(String[] argv) throws Exception {
@@ -40,6 +40,7 @@ public final class KplLoad {
     long maxOutstanding = 1_000_000;
     long ttlMs = 30_000;
     long progressMs = 0;
+    long rateLimit = 150;
     String label = "";
     for (int i = 0; i < argv.length; i += 2) {
       String v = argv[i + 1];
@@ -56,6 +57,7 @@ public final class KplLoad {
         case "--ttl-ms": ttlMs = Long.parseLong(v); break;
         case "--progress-ms": progressMs = Long.parseLong(v); break;
         case "--label": label = v; break;
+        case "--rate-limit": rateLimit = Long.parseLong(v); break;
         default: throw new IllegalArgumentException("unknown option " + argv[i]);
       }
     }
@@ -64,10 +66,18 @@ public final class KplLoad {
         .setKinesisEndpoint(host)
         .setKinesisPort(port)
         .setVerifyCertificate(false)
+        // No network here: point STS (which the KPL calls at start) at the
+        // emulator too, so it fails fast locally instead of resolving AWS.
+        .setStsEndpoint(host)
+        .setStsPort(port)
+        .setCloudwatchEndpoint(host)
+        .setCloudwatchPort(port)
         .setMetricsLevel("none")
         .setRegion("us-east-1")
         .setRecordTtl(ttlMs)
-        .setLogLevel("warning")
+        .setLogLevel(System.getenv().getOrDefault("KPL_LOG_LEVEL", "warning"))
+        .setRateLimit(rateLimit)
+        .setThreadingModel(System.getenv().getOrDefault("KPL_THREADING_MODEL", "POOLED"))
         .setCredentialsProvider(
             new AWSStaticCredentialsProvider(new BasicAWSCredentials("x", "y")));
 
