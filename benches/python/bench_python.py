@@ -51,7 +51,11 @@ def main():
     c0 = cpu()
     if a.mode in ("put", "put_many"):
         import shardline
-        producer = shardline.Producer(endpoint_url=a.endpoint, region="us-east-1", **creds)
+        # Lift the producer's per-shard limiter (the emulator runs without
+        # limits), as shardline-load --no-rate-limit does.
+        producer = shardline.Producer(endpoint_url=a.endpoint, region="us-east-1",
+                                      shard_bytes_per_second=1 << 40,
+                                      shard_records_per_second=1 << 40, **creds)
         # Warm up: shard map and connections, outside the clock.
         producer.put_many(a.stream, records[:1000])
         producer.flush()
@@ -102,7 +106,10 @@ def main():
 
             def add_aggregate(rec):
                 pk, ehk, data = rec.get_contents()
-                pending.append({"Data": data, "PartitionKey": pk, "ExplicitHashKey": ehk})
+                entry = {"Data": data, "PartitionKey": pk}
+                if ehk is not None:
+                    entry["ExplicitHashKey"] = ehk
+                pending.append(entry)
                 n_in_pending.append(rec.get_num_user_records())
                 if len(pending) == 500 or sum(len(x["Data"]) for x in pending) > 4_500_000:
                     send()
