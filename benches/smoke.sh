@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Smoke test of the benchmark harnesses on tiny inputs (CI runs this; the
+# real runs are in BENCHMARKS.md). Needs the release builds:
+#   cargo build --release -p shardline-emulator -p shardline-benches --bins
+# Runs: the end-to-end suite, the utilisation suite (4 s), the dead-endpoint
+# memory suite (3 s),
+# and the Python script if an interpreter with shardline is given in
+# $SHARDLINE_PYTHON. The KPL is not run here: see BENCHMARKS.md for why it
+# cannot run against the emulator yet. Exits non-zero on any failure.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+start=$SECONDS
+if [[ "${SMOKE_BUILD:-1}" == 1 ]]; then
+    cargo build --release -q -p shardline-emulator -p shardline-benches --bins
+fi
+built=$SECONDS
+py=python3
+python3 benches/run.py e2e --smoke --reps 1
+python3 benches/run.py utilisation --smoke --who shardline
+python3 benches/run.py memory --smoke --who shardline
+if [[ -n "${SHARDLINE_PYTHON:-}" ]]; then
+    python3 benches/run.py python --smoke --reps 1 --python "$SHARDLINE_PYTHON"
+fi
+# Every smoke result must show delivered records and a passing read-back.
+python3 - <<'PY'
+import json, sys
+ok = True
+e2e = json.load(open("benches/results/e2e-smoke.json"))["runs"]
+for r in e2e:
+    if not (r["delivered"] > 0 and r["failed"] == 0 and r.get("readback_ok")):
+        print("e2e smoke run failed:", {k: r.get(k) for k in ("label", "record_size", "delivered", "failed", "readback_ok")})
+        ok = False
+util = json.load(open("benches/results/utilisation-smoke.json"))["runs"]
+if not all(r["window"]["accepted_bytes"] > 0 for r in util):
+    print("utilisation smoke: nothing delivered"); ok = False
+mem = json.load(open("benches/results/memory-smoke.json"))["runs"]
+if not all(r["tree_peak_rss_bytes"] > 0 and r["rss_timeline"] for r in mem):
+    print("memory smoke: no RSS samples"); ok = False
+print("smoke checks:", "passed" if ok else "FAILED")
+sys.exit(0 if ok else 1)
+PY
+python3 benches/plot.py --smoke
+echo "smoke: $((SECONDS - built)) s after builds ($((built - start)) s building)"
