@@ -117,6 +117,10 @@ impl Dispatcher {
             let now = Instant::now();
             if self.shutting_down {
                 self.fail_everything_queued("the producer was closed before this record was sent");
+                // Shutdown comes after close's timeout: a request still
+                // hanging (up to request_timeout) must not hold close up.
+                // Its records fail as closed when the task is dropped.
+                self.requests.abort_all();
                 if self.requests.is_empty() {
                     break;
                 }
@@ -143,6 +147,7 @@ impl Dispatcher {
                         Ok(event) => self.handle_event(event),
                         // The request task panicked: its envelopes were
                         // dropped, which completed their tickets as failed.
+                        Err(e) if e.is_cancelled() => {}
                         Err(e) => tracing::error!(stream = %self.pipeline.name, "request task failed: {e}"),
                     }
                 }
@@ -363,13 +368,14 @@ impl Dispatcher {
         for envelope in &mut batch {
             envelope.not_before = None;
         }
+        let in_flight = InFlight(batch);
         self.requests.spawn(async move {
             let started = Instant::now();
             let result = sink.put(&stream, records).await;
             let elapsed = started.elapsed();
             drop(permit);
             Event::RequestDone {
-                batch,
+                batch: in_flight.take(),
                 result,
                 started,
                 elapsed,
@@ -848,6 +854,31 @@ impl Dispatcher {
             if let Command::Envelope(envelope) = command {
                 fail_envelope(*envelope, FailureKind::Closed, None, message);
             }
+        }
+    }
+}
+
+/// A batch whose request is in flight. If the request's task is dropped
+/// before it answers (the producer closed while the request hung), the
+/// batch's records fail as closed, saying they may have been stored.
+struct InFlight(Vec<Envelope>);
+
+impl InFlight {
+    fn take(mut self) -> Vec<Envelope> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        for envelope in self.0.drain(..) {
+            fail_envelope(
+                envelope,
+                FailureKind::Closed,
+                None,
+                "the producer was closed while this record's request was in flight; \
+                 the service may have stored it",
+            );
         }
     }
 }
