@@ -67,6 +67,9 @@ struct RefreshState {
     failures: u32,
     not_before: Option<Instant>,
     periodic_at: Option<Instant>,
+    /// Why the last load failed (code, message), until one succeeds:
+    /// records that expire waiting for a map report it.
+    last_failure: Option<(String, String)>,
 }
 
 pub(crate) struct Dispatcher {
@@ -576,11 +579,20 @@ impl Dispatcher {
             *unrouted = kept;
             expired
         };
+        let last_failure = self
+            .refresh
+            .last_failure
+            .as_ref()
+            .map(|(code, message)| (code.as_str(), message.as_str()));
         for (_, ticket) in expired {
             ticket.fail(
                 FailureKind::Expired,
-                None,
-                expiry_message(ttl, None, "the stream's shard map could not be loaded"),
+                last_failure.map(|(code, _)| code.to_owned()),
+                expiry_message(
+                    ttl,
+                    last_failure,
+                    "the stream's shard map could not be loaded",
+                ),
             );
         }
     }
@@ -675,6 +687,7 @@ impl Dispatcher {
         match result {
             Ok(map) => {
                 self.refresh.failures = 0;
+                self.refresh.last_failure = None;
                 self.refresh.not_before = Some(now + MIN_REFRESH_SPACING);
                 self.refresh.periodic_at = (!self.shared.sink.is_firehose())
                     .then(|| now + self.shared.settings.shard_map_refresh_interval);
@@ -691,6 +704,7 @@ impl Dispatcher {
                 self.refresh.not_before = Some(now + delay);
                 self.refresh.wanted = true;
                 tracing::warn!(stream = %self.pipeline.name, code = %failure.code, "loading the shard map failed: {}", failure.message);
+                self.refresh.last_failure = Some((failure.code.clone(), failure.message.clone()));
                 if failure.class() == FailureClass::Fatal {
                     // The stream is unknown or off limits: records waiting
                     // for its map cannot go anywhere.
