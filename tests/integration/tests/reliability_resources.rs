@@ -265,13 +265,12 @@ fn child_memory() {
 
 /// A stalled emulator: requests hang, so records stay in flight.
 fn stalled_emulator() -> Emulator {
-    let emulator = Emulator::start_in_background(
+    Emulator::start_in_background(
         EmulatorConfig::default()
             .without_limits()
             .with_stream("s", 2),
     )
-    .unwrap();
-    emulator
+    .unwrap()
 }
 
 fn stall(emulator: &Emulator) {
