@@ -67,6 +67,9 @@ struct RefreshState {
     failures: u32,
     not_before: Option<Instant>,
     periodic_at: Option<Instant>,
+    /// Why the last load failed (code, message), until one succeeds:
+    /// records that expire waiting for a map report it.
+    last_failure: Option<(String, String)>,
 }
 
 pub(crate) struct Dispatcher {
@@ -147,6 +150,7 @@ impl Dispatcher {
                         Ok(event) => self.handle_event(event),
                         // The request task panicked: its envelopes were
                         // dropped, which completed their tickets as failed.
+                        Err(e) if e.is_cancelled() => {}
                         Err(e) => tracing::error!(stream = %self.pipeline.name, "request task failed: {e}"),
                     }
                 }
@@ -367,13 +371,14 @@ impl Dispatcher {
         for envelope in &mut batch {
             envelope.not_before = None;
         }
+        let in_flight = InFlight(batch);
         self.requests.spawn(async move {
             let started = Instant::now();
             let result = sink.put(&stream, records).await;
             let elapsed = started.elapsed();
             drop(permit);
             Event::RequestDone {
-                batch,
+                batch: in_flight.take(),
                 result,
                 started,
                 elapsed,
@@ -574,11 +579,20 @@ impl Dispatcher {
             *unrouted = kept;
             expired
         };
+        let last_failure = self
+            .refresh
+            .last_failure
+            .as_ref()
+            .map(|(code, message)| (code.as_str(), message.as_str()));
         for (_, ticket) in expired {
             ticket.fail(
                 FailureKind::Expired,
-                None,
-                expiry_message(ttl, None, "the stream's shard map could not be loaded"),
+                last_failure.map(|(code, _)| code.to_owned()),
+                expiry_message(
+                    ttl,
+                    last_failure,
+                    "the stream's shard map could not be loaded",
+                ),
             );
         }
     }
@@ -669,6 +683,7 @@ impl Dispatcher {
         match result {
             Ok(map) => {
                 self.refresh.failures = 0;
+                self.refresh.last_failure = None;
                 self.refresh.not_before = Some(now + MIN_REFRESH_SPACING);
                 self.refresh.periodic_at = (!self.shared.sink.is_firehose())
                     .then(|| now + self.shared.settings.shard_map_refresh_interval);
@@ -685,6 +700,7 @@ impl Dispatcher {
                 self.refresh.not_before = Some(now + delay);
                 self.refresh.wanted = true;
                 tracing::warn!(stream = %self.pipeline.name, code = %failure.code, "loading the shard map failed: {}", failure.message);
+                self.refresh.last_failure = Some((failure.code.clone(), failure.message.clone()));
                 if failure.class() == FailureClass::Fatal {
                     // The stream is unknown or off limits: records waiting
                     // for its map cannot go anywhere.
@@ -858,6 +874,31 @@ impl Dispatcher {
             if let Command::Envelope(envelope) = command {
                 fail_envelope(*envelope, FailureKind::Closed, None, message);
             }
+        }
+    }
+}
+
+/// A batch whose request is in flight. If the request's task is dropped
+/// before it answers (the producer closed while the request hung), the
+/// batch's records fail as closed, saying they may have been stored.
+struct InFlight(Vec<Envelope>);
+
+impl InFlight {
+    fn take(mut self) -> Vec<Envelope> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        for envelope in self.0.drain(..) {
+            fail_envelope(
+                envelope,
+                FailureKind::Closed,
+                None,
+                "the producer was closed while this record's request was in flight; \
+                 the service may have stored it",
+            );
         }
     }
 }

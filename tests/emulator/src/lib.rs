@@ -306,6 +306,54 @@ impl Emulator {
     pub fn shutdown(self) {}
 }
 
+/// Feeds one API request to the emulator's request parsing and handlers,
+/// without a network, and returns the HTTP status it would answer. For
+/// fuzzing (`fuzz/` in the repository): `target` is the `X-Amz-Target`
+/// header, `body` the JSON body. Each call starts from a fresh state with
+/// a 2-shard stream `s` and a delivery stream `d`.
+#[doc(hidden)]
+pub fn handle_request_for_fuzzing(target: &str, body: &[u8]) -> u16 {
+    let mut headers = http::HeaderMap::new();
+    match http::HeaderValue::from_str(target) {
+        Ok(value) => {
+            headers.insert("x-amz-target", value);
+        }
+        Err(_) => return 400,
+    }
+    let (service, operation) = match protocol::parse_target(&headers) {
+        Ok(parsed) => parsed,
+        Err(e) => return e.status.as_u16(),
+    };
+    let config = EmulatorConfig::default();
+    let kinesis = kinesis::Kinesis::new(
+        kinesis::Settings {
+            account_id: config.account_id.clone(),
+            region: config.region.clone(),
+            max_record_bytes: config.max_record_bytes,
+            max_request_bytes: config.max_request_bytes,
+            retain: Some(100),
+        },
+        config.shard_limits,
+    );
+    kinesis.create_stream("s", 2);
+    let firehose = firehose::Firehose::new(
+        &config.account_id,
+        &config.region,
+        Some(100),
+        config.firehose_limits,
+    );
+    firehose.create("d");
+    let faults = faults::FaultInjector::new(Faults::default());
+    let result = match service {
+        protocol::Service::Kinesis => kinesis.handle(operation, body, &faults),
+        protocol::Service::Firehose => firehose.handle(operation, body, &faults),
+    };
+    match result {
+        Ok(_) => 200,
+        Err(e) => e.status.as_u16(),
+    }
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
@@ -320,6 +368,20 @@ mod tests {
     use super::*;
 
     fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn the_fuzzing_entry_point_answers_like_the_server() {
+        let put = br#"{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"k"}]}"#;
+        assert_eq!(
+            handle_request_for_fuzzing("Kinesis_20131202.PutRecords", put),
+            200
+        );
+        assert_eq!(
+            handle_request_for_fuzzing("Kinesis_20131202.PutRecords", b"{nope"),
+            400
+        );
+        assert_eq!(handle_request_for_fuzzing("Nope.Op", b"{}"), 400);
+    }
 
     #[test]
     fn handles_are_send_and_sync() {
