@@ -29,6 +29,9 @@ ffi/run-c-tests.sh 2>&1 | tee "$LOG_DIR/c.log"
 step "Python: pip install ./python (as a user would), then pytest"
 python/run-tests.sh -q 2>&1 | tee "$LOG_DIR/pytest.log"
 
+step "Reliability: fuzz smoke runs and the dependency policy"
+scripts/reliability.sh 2>&1 | tee "$LOG_DIR/reliability.log"
+
 # One closing line over every suite.
 passed=0
 failed=0
@@ -40,6 +43,9 @@ done < <(
         awk '{print $4, $6}'
     if [[ -f "$LOG_DIR/c.log" ]]; then
         grep -hoE '^[0-9]+ passed, [0-9]+ failed' "$LOG_DIR/c.log" | awk '{print $1, $3}'
+    fi
+    if [[ -f "$LOG_DIR/reliability.log" ]]; then
+        grep -hoE '^[0-9]+ passed, [0-9]+ failed' "$LOG_DIR/reliability.log" | awk '{print $1, $3}'
     fi
     if [[ -f "$LOG_DIR/pytest.log" ]]; then
         tail -n 3 "$LOG_DIR/pytest.log" | grep -oE '[0-9]+ passed' | awk '{print $1, 0}'
