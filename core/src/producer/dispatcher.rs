@@ -86,6 +86,10 @@ pub(crate) struct Dispatcher {
     refresh: RefreshState,
     next_expiry_scan: Instant,
     shutting_down: bool,
+    /// The flush generation this dispatcher has acted on.
+    seen_flush_generation: u64,
+    /// True for a loop pass that serves a flush requested since the last.
+    flush_pass: bool,
 }
 
 impl Dispatcher {
@@ -111,6 +115,8 @@ impl Dispatcher {
             },
             next_expiry_scan: Instant::now(),
             shutting_down: false,
+            seen_flush_generation: 0,
+            flush_pass: false,
         }
     }
 
@@ -118,6 +124,18 @@ impl Dispatcher {
         let tick = buffer_scan_interval(self.pipeline.max_buffered_time);
         loop {
             let now = Instant::now();
+            let generation = self.shared.flush_generation.load(Ordering::Acquire);
+            self.flush_pass = generation != self.seen_flush_generation;
+            self.seen_flush_generation = generation;
+            if self.flush_pass {
+                // Everything queued now is due, even if this pass cannot
+                // send it all (no free request slot).
+                for queue in self.queues.values_mut() {
+                    for envelope in &mut queue.envelopes {
+                        envelope.sendable_at = envelope.sendable_at.min(now);
+                    }
+                }
+            }
             if self.shutting_down {
                 self.fail_everything_queued("the producer was closed before this record was sent");
                 // `close` has waited its timeout already: requests still in
@@ -190,7 +208,8 @@ impl Dispatcher {
     }
 
     fn flushing(&self) -> bool {
-        self.shared.flushing.load(Ordering::Acquire) > 0
+        self.flush_pass
+            || self.shared.flushing.load(Ordering::Acquire) > 0
             || self.shared.closed.load(Ordering::Acquire)
     }
 

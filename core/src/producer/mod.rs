@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
@@ -152,6 +152,10 @@ pub(crate) struct Shared {
     /// Number of flushes in progress: while non-zero, nothing waits for
     /// batching.
     pub(crate) flushing: AtomicUsize,
+    /// Bumped by every flush: a dispatcher that sees a new value flushes
+    /// everything once, even if the flush that asked has already returned
+    /// (callers that wait in short slices must not go unseen).
+    pub(crate) flush_generation: AtomicU64,
     pub(crate) closed: AtomicBool,
     streams: RwLock<HashMap<Arc<str>, Arc<StreamPipeline>>>,
     dispatchers: Mutex<Vec<JoinHandle<()>>>,
@@ -265,6 +269,7 @@ impl Producer {
             )),
             permits: Arc::new(Semaphore::new(config.max_connections)),
             flushing: AtomicUsize::new(0),
+            flush_generation: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             streams: RwLock::new(HashMap::new()),
             dispatchers: Mutex::new(Vec::new()),
@@ -668,6 +673,7 @@ struct FlushGuard<'a>(&'a Shared);
 impl<'a> FlushGuard<'a> {
     fn start(shared: &'a Shared) -> Self {
         shared.flushing.fetch_add(1, Ordering::AcqRel);
+        shared.flush_generation.fetch_add(1, Ordering::AcqRel);
         for pipeline in shared.streams.read().values() {
             let _ = pipeline.commands.send(Command::Wake);
         }
