@@ -104,7 +104,16 @@ def throttling(endpoint):
                 throttled += 1
             else:
                 ok += 1
-    single = code(lambda: kinesis.put_record(StreamName="t", Data=b"x" * 65536, PartitionKey="k"))
+    # A PutRecord right after filling the shard's window must be throttled.
+    # boto3 can be slow on a loaded machine, so fill the window again just
+    # before each try (the counts above are already taken).
+    single = None
+    for _ in range(3):
+        kinesis.put_records(StreamName="t", Records=[
+            {"Data": b"x" * (64 * 1024), "PartitionKey": f"k{i}"} for i in range(16)])
+        single = code(lambda: kinesis.put_record(StreamName="t", Data=b"x" * 65536, PartitionKey="k"))
+        if single == "ProvisionedThroughputExceededException":
+            break
     return {"ok": ok, "throttled": throttled, "put_record": single}
 
 
