@@ -101,9 +101,12 @@ impl Envelope {
         self.tickets.len()
     }
 
-    /// The most recent try, if any.
+    /// The most recent try, if any: this envelope's, or, for records
+    /// re-routed here from an earlier envelope, the one they carry.
     pub(crate) fn last_attempt(&self) -> Option<&Attempt> {
-        self.attempts.last()
+        self.attempts
+            .last()
+            .or_else(|| self.tickets.iter().filter_map(|t| t.attempts.last()).next())
     }
 
     pub(crate) fn size(&self) -> usize {
