@@ -575,6 +575,10 @@ pub(crate) struct Kinesis {
 }
 
 impl Kinesis {
+    pub(crate) fn account_id(&self) -> &str {
+        &self.settings.account_id
+    }
+
     pub(crate) fn new(settings: Settings, limits: Option<ShardLimits>) -> Self {
         Kinesis {
             settings,

@@ -11,7 +11,9 @@
 //!   `X-Amz-Target: Kinesis_20131202.<Op>` or `Firehose_20150804.<Op>`) on
 //!   127.0.0.1, over plain HTTP and, if asked, HTTPS with a self-signed
 //!   certificate generated at start-up. Any SigV4 signature is accepted and
-//!   none is verified.
+//!   none is verified. STS `GetCallerIdentity` (query protocol, XML) is
+//!   answered too, because the Java KPL asks it for the account before it
+//!   produces (point its `StsEndpoint`/`StsPort` here).
 //! * Records route like AWS: MD5 of the partition key (or the explicit hash
 //!   key) into the shard whose inclusive hash range holds it. Resharding
 //!   closes parents, which stay readable, and opens children.
@@ -53,6 +55,7 @@ mod limits;
 mod protocol;
 mod server;
 mod stats;
+mod sts;
 mod tls;
 
 use std::io;

@@ -29,6 +29,7 @@ use crate::firehose::Firehose;
 use crate::kinesis::Kinesis;
 use crate::protocol::{self, Service};
 use crate::stats::{RequestCounters, Stats};
+use crate::sts;
 
 /// Largest request body read: a 10 MiB PutRecords (the highest record-size
 /// setting) in base64 plus JSON framing fits with room to spare; anything
@@ -63,6 +64,12 @@ impl App {
             cert_pem,
             next_request_id: AtomicU64::new(1),
         }
+    }
+
+    /// A fresh id for the `x-amzn-RequestId` header (and STS's XML).
+    fn next_request_id(&self) -> String {
+        let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        format!("{id:08x}-0000-4000-8000-000000000000")
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -150,6 +157,9 @@ async fn handle(
         );
         return Ok(error_response(&app, &error, default_type));
     }
+    if sts::is_query_request(request.headers()) {
+        return Ok(answer_sts(&app, request).await);
+    }
     let content_type = match protocol::response_content_type(request.headers()) {
         Ok(t) => t,
         Err(e) => return Ok(error_response(&app, &e, default_type)),
@@ -222,11 +232,36 @@ async fn handle(
         Ok(json) => response(StatusCode::OK, content_type, json),
         Err(e) => error_response(&app, &e, content_type),
     };
-    let id = app.next_request_id.fetch_add(1, Ordering::Relaxed);
-    if let Ok(value) = format!("{id:08x}-0000-4000-8000-000000000000").parse() {
+    if let Ok(value) = app.next_request_id().parse() {
         response.headers_mut().insert("x-amzn-requestid", value);
     }
     Ok(response)
+}
+
+/// Answers an STS query-protocol request. Faults are not applied: they
+/// model the data plane, and the KPL asks STS once, at start-up.
+async fn answer_sts(app: &App, request: Request<Incoming>) -> Response<Body> {
+    let access_key_id = protocol::access_key_id(request.headers()).map(str::to_owned);
+    let body = match read_body(request.into_body()).await {
+        Ok(b) => b,
+        Err(e) => return error_response(app, &e, sts::CONTENT_TYPE),
+    };
+    let request_id = app.next_request_id();
+    let answer = sts::handle(
+        &body,
+        app.kinesis.account_id(),
+        access_key_id.as_deref(),
+        &request_id,
+    );
+    app.requests.count_operation("STS", &answer.action);
+    if answer.error_code.is_some() {
+        app.requests.update(|s| s.client_errors += 1);
+    }
+    let mut response = response(answer.status, sts::CONTENT_TYPE, answer.xml);
+    if let Some(value) = answer.error_code.and_then(|code| code.parse().ok()) {
+        response.headers_mut().insert("x-amzn-errortype", value);
+    }
+    response
 }
 
 async fn serve_connection(stream: TcpStream, tls: Option<TlsAcceptor>, app: Arc<App>) {

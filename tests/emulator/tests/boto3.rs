@@ -103,3 +103,16 @@ fn faults() {
     let out = boto3("expired", &emulator.endpoint(), &[]);
     assert_eq!(out["code"], "ExpiredTokenException");
 }
+
+#[test]
+fn boto3_reads_the_sts_caller_identity() {
+    let emulator = Emulator::start_in_background(EmulatorConfig::default()).unwrap();
+    let out = boto3("sts", &emulator.endpoint(), &[]);
+    assert_eq!(out["account"], "123456789012");
+    assert_eq!(out["user_id"], "AKIDSTS");
+    assert_eq!(
+        out["arn"],
+        "arn:aws:iam::123456789012:user/shardline-emulator"
+    );
+    assert_eq!(out["other_action"], "InvalidAction");
+}

@@ -152,6 +152,16 @@ def expired(endpoint):
     return {"code": code(lambda: kinesis.list_streams())}
 
 
+def sts(endpoint):
+    # The KPL asks STS who it is before producing; botocore parses the XML.
+    client = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="AKIDSTS", aws_secret_access_key="x")
+    identity = client.get_caller_identity()
+    refused = code(lambda: client.get_session_token())
+    return {"account": identity["Account"], "user_id": identity["UserId"],
+            "arn": identity["Arn"], "other_action": refused}
+
+
 def main():
     scenario, endpoint = sys.argv[1], sys.argv[2]
     if scenario == "tls":
