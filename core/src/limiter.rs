@@ -3,12 +3,21 @@
 //!
 //! The KPL limits at a fixed `RateLimit`% of the shard quota, never reacts
 //! to `ProvisionedThroughputExceeded`, and skips limiting when aggregation
-//! is off. Shardline limits in every mode and adapts: a throttled shard's
-//! rate is cut multiplicatively, and raised again while puts succeed — fast
-//! while far below the rate that last throttled, slowly near it — so that a
-//! lone producer settles just under the shard's capacity and several
-//! producers sharing a shard converge on a fair share instead of
-//! throttling each other.
+//! is off. Shardline limits in every mode and adapts. When a shard throttles
+//! us, the limiter looks at what the shard actually accepted from us during
+//! the last second (the goodput):
+//!
+//! * near the whole quota, the shard is ours and the throttle was timing
+//!   jitter: the rate is trimmed by a few percent;
+//! * well below it, someone else is writing to the shard too: the rate
+//!   drops to just under the goodput, our real share, in one step. A plain
+//!   multiplicative cut would need many round trips to get there, each one
+//!   throttling a whole second's worth of records.
+//!
+//! While puts succeed the rate is raised again — fast while far below the
+//! rate that last throttled, slowly near it — so that a lone producer
+//! settles just under the shard's capacity and several producers sharing a
+//! shard converge on a fair share instead of throttling each other.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -18,15 +27,23 @@ use std::time::{Duration, Instant};
 /// rate: with the adaptive start at 95% of the quota, a 5% burst keeps that
 /// sum at the quota.
 const BURST_SECONDS: f64 = 0.05;
-/// Multiplicative decrease on throttling.
-const DECREASE_FACTOR: f64 = 0.85;
+/// A throttled producer whose goodput is at least this share of the quota
+/// has the shard to itself: it only trims its rate by `JITTER_FACTOR`.
+const SOLE_WRITER_SHARE: f64 = 0.85;
+const JITTER_FACTOR: f64 = 0.98;
+/// A producer sharing the shard drops to this fraction of its goodput,
+/// leaving the others room to grow into while it climbs back.
+const SHARED_FACTOR: f64 = 0.85;
+/// No single cut goes below this fraction of the current rate: a goodput
+/// measured over a short or unlucky span can be far too low.
+const MAX_CUT: f64 = 0.4;
 /// Throttles closer together than this are one congestion event (one
 /// response often throttles many entries).
 const DECREASE_HOLDOFF: Duration = Duration::from_millis(300);
 /// Rate recovery per second of successful sending, as a fraction of the
 /// quota: fast when well below the last throttling point, slow near it.
 const FAST_INCREASE_PER_SECOND: f64 = 0.20;
-const SLOW_INCREASE_PER_SECOND: f64 = 0.01;
+const SLOW_INCREASE_PER_SECOND: f64 = 0.005;
 /// Where adaptive limiting starts: just under the quota, so a lone producer
 /// whose sends jitter by a record or two stays inside the shard's rolling
 /// one-second window.
@@ -175,6 +192,9 @@ pub(crate) struct RateLimiter {
     requests: Option<TokenBucket>,
     /// Adaptive mode's hard cap on any rolling second.
     window: Option<RollingWindow>,
+    /// What the shard accepted during the last second (adaptive mode).
+    accepted: RollingWindow,
+    created_at: Instant,
     /// Current rate as a fraction of the quota.
     fraction: f64,
     /// Upper bound of `fraction` (`rate_limit` / 100).
@@ -212,6 +232,8 @@ impl RateLimiter {
                 .requests_per_second
                 .map(|_| TokenBucket::new(1.0, now)),
             window: adaptive.then(RollingWindow::default),
+            accepted: RollingWindow::default(),
+            created_at: now,
             fraction,
             max_fraction,
             adaptive,
@@ -300,7 +322,23 @@ impl RateLimiter {
         wait
     }
 
-    /// The shard throttled us: cut the rate (once per congestion event).
+    /// What the shard accepted from us over the last second (or since the
+    /// limiter was made, if that is sooner), as a fraction of the quota:
+    /// the larger of the byte and the record share.
+    fn goodput_fraction(&mut self, now: Instant) -> f64 {
+        self.accepted.expire(now);
+        let span = now
+            .saturating_duration_since(self.created_at)
+            .clamp(Duration::from_millis(100), WINDOW)
+            .as_secs_f64();
+        let bytes = self.accepted.bytes as f64 / span / self.quota.bytes_per_second as f64;
+        let records =
+            self.accepted.sends.len() as f64 / span / self.quota.records_per_second as f64;
+        bytes.max(records)
+    }
+
+    /// The shard throttled a record: cut the rate (once per congestion
+    /// event).
     pub(crate) fn on_throttled(&mut self, now: Instant) {
         self.throttle_events += 1;
         if !self.adaptive {
@@ -312,15 +350,31 @@ impl RateLimiter {
         {
             return;
         }
-        self.throttled_at_fraction = Some(self.fraction);
-        self.fraction = (self.fraction * DECREASE_FACTOR).max(MIN_FRACTION);
+        let goodput = self.goodput_fraction(now);
+        let (throttled_at, cut_to) = if self.accepted.sends.is_empty() {
+            // Nothing accepted lately, so no evidence of our share (a new
+            // limiter whose first puts were throttled): a plain cut.
+            (self.fraction, self.fraction * SHARED_FACTOR)
+        } else if goodput >= SOLE_WRITER_SHARE {
+            (self.fraction, self.fraction * JITTER_FACTOR)
+        } else {
+            let share = goodput.min(self.fraction);
+            (share, (share * SHARED_FACTOR).max(self.fraction * MAX_CUT))
+        };
+        self.throttled_at_fraction = Some(throttled_at);
+        self.fraction = cut_to.clamp(MIN_FRACTION, self.max_fraction);
         self.last_decrease = Some(now);
         self.last_increase = now;
         self.apply_fraction(now);
     }
 
-    /// Puts to this shard are succeeding: raise the rate towards the cap.
-    pub(crate) fn on_success(&mut self, now: Instant) {
+    /// The shard accepted a record of `bytes`: remember it for the goodput,
+    /// and raise the rate towards the cap.
+    pub(crate) fn on_success(&mut self, bytes: usize, now: Instant) {
+        if self.adaptive {
+            self.accepted.expire(now);
+            self.accepted.record(bytes as u64, now);
+        }
         if !self.adaptive || self.fraction >= self.max_fraction {
             self.last_increase = now;
             return;
@@ -427,27 +481,80 @@ mod tests {
         let start = Instant::now();
         let mut limiter = RateLimiter::new(shard_quota(), 150, true, start);
         assert_eq!(limiter.fraction(), ADAPTIVE_START_FRACTION);
+        // No success yet: no evidence of our share, so a plain cut.
         limiter.on_throttled(start);
         limiter.on_throttled(start + Duration::from_millis(10));
-        let cut = ADAPTIVE_START_FRACTION * DECREASE_FACTOR;
+        let cut = ADAPTIVE_START_FRACTION * SHARED_FACTOR;
         assert!((limiter.fraction() - cut).abs() < 1e-9);
         // Recovers slowly near the point that throttled, and never past the cap.
         let mut now = start;
         for _ in 0..100 {
             now += Duration::from_millis(100);
-            limiter.on_success(now);
+            limiter.on_success(1024, now);
         }
         assert!(limiter.fraction() > cut);
         assert!(limiter.fraction() <= WINDOW_SHARE);
         for _ in 0..10_000 {
             now += Duration::from_millis(100);
-            limiter.on_success(now);
+            limiter.on_success(1024, now);
         }
         assert_eq!(
             limiter.fraction(),
             WINDOW_SHARE,
             "capped at the window share, not 150%"
         );
+    }
+
+    /// Reports `per_second` accepted records of `bytes` for one second of
+    /// fake time from `start`; returns the end of that second.
+    fn accept_for_a_second(
+        limiter: &mut RateLimiter,
+        bytes: usize,
+        per_second: u32,
+        start: Instant,
+    ) -> Instant {
+        let step = WINDOW / per_second;
+        let mut now = start;
+        for _ in 0..per_second {
+            now += step;
+            limiter.on_success(bytes, now);
+        }
+        now
+    }
+
+    #[test]
+    fn a_sole_writer_is_only_trimmed_when_throttled() {
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(shard_quota(), 100, true, start);
+        // The shard took ~95% of its quota from us: the throttle was jitter.
+        let now = accept_for_a_second(&mut limiter, 50 * 1024, 19, start);
+        let before = limiter.fraction();
+        limiter.on_throttled(now);
+        assert!((limiter.fraction() - before * JITTER_FACTOR).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_shared_shard_drops_the_rate_to_just_under_the_goodput_in_one_step() {
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(shard_quota(), 100, true, start);
+        // Others write too: the shard took only ~60% of its quota from us.
+        let now = accept_for_a_second(&mut limiter, 52_429, 12, start);
+        limiter.on_throttled(now);
+        let goodput = 12.0 * 52_429.0 / MIB as f64;
+        assert!(
+            (limiter.fraction() - goodput * SHARED_FACTOR).abs() < 0.01,
+            "{} vs goodput {goodput}",
+            limiter.fraction()
+        );
+        // And climbs back only slowly: it is near the share it was given.
+        let later = accept_for_a_second(&mut limiter, 52_429, 10, now);
+        assert!(limiter.fraction() < goodput, "{}", limiter.fraction());
+        // A tiny goodput never cuts more than in half at once.
+        let mut limiter = RateLimiter::new(shard_quota(), 100, true, later);
+        let now = accept_for_a_second(&mut limiter, 100, 1, later);
+        let before = limiter.fraction();
+        limiter.on_throttled(now);
+        assert!((limiter.fraction() - before * MAX_CUT).abs() < 1e-9);
     }
 
     #[test]
@@ -457,7 +564,7 @@ mod tests {
         let start = Instant::now();
         let mut limiter = RateLimiter::new(shard_quota(), 150, true, start);
         for i in 0..200 {
-            limiter.on_success(start + Duration::from_millis(100 * i));
+            limiter.on_success(1024, start + Duration::from_millis(100 * i));
         }
         assert_eq!(limiter.fraction(), WINDOW_SHARE);
         let mut now = start + Duration::from_secs(20);

@@ -463,7 +463,7 @@ impl Dispatcher {
     ) {
         envelope.record_attempt(started, elapsed, None);
         if let Some(queue) = self.queues.get_mut(&envelope.shard_id) {
-            queue.limiter.on_success(now);
+            queue.limiter.on_success(envelope.size(), now);
             if !self.shared.sink.is_firehose() {
                 self.pipeline
                     .metrics
