@@ -26,10 +26,12 @@ import java.util.concurrent.atomic.LongAccumulator;
  * <p>Args: --port P --stream s --record-size 100 --records N [--seconds S]
  * [--rate R] [--keys 4096] [--max-outstanding 1000000] [--label L]
  * [--ttl-ms 30000] [--progress-ms 0] [--rate-limit 150 (percent of the shard quota)]
+ * [--sts-port P (default: --port)]
  */
 public final class KplLoad {
   public static void main(String[] argv) throws Exception {
     int port = 0;
+    int stsPort = 0;
     String host = "127.0.0.1";
     String stream = "s";
     int recordSize = 100;
@@ -46,6 +48,7 @@ public final class KplLoad {
       String v = argv[i + 1];
       switch (argv[i]) {
         case "--port": port = Integer.parseInt(v); break;
+        case "--sts-port": stsPort = Integer.parseInt(v); break;
         case "--host": host = v; break;
         case "--stream": stream = v; break;
         case "--record-size": recordSize = Integer.parseInt(v); break;
@@ -66,10 +69,11 @@ public final class KplLoad {
         .setKinesisEndpoint(host)
         .setKinesisPort(port)
         .setVerifyCertificate(false)
-        // No network here: point STS (which the KPL calls at start) at the
-        // emulator too, so it fails fast locally instead of resolving AWS.
+        // The KPL asks STS for the account at start and its daemon dies if
+        // that fails: the emulator answers GetCallerIdentity. --sts-port
+        // keeps STS alive when --port is a dead endpoint on purpose.
         .setStsEndpoint(host)
-        .setStsPort(port)
+        .setStsPort(stsPort > 0 ? stsPort : port)
         .setCloudwatchEndpoint(host)
         .setCloudwatchPort(port)
         .setMetricsLevel("none")
