@@ -4,9 +4,9 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET /_emulator/stats` | [`Stats`](crate::Stats) as JSON |
-//! | `GET`/`PUT /_emulator/faults` | [`Faults`](crate::Faults) as JSON |
-//! | `GET`/`PUT /_emulator/limits` | [`ShardLimits`](crate::ShardLimits) or `null` (off) |
-//! | `GET`/`PUT /_emulator/firehose-limits` | [`FirehoseLimits`](crate::FirehoseLimits) or `null` |
+//! | `GET`/`PUT /_emulator/faults` | [`Faults`] as JSON |
+//! | `GET`/`PUT /_emulator/limits` | [`ShardLimits`] or `null` (off) |
+//! | `GET`/`PUT /_emulator/firehose-limits` | [`FirehoseLimits`] or `null` |
 //! | `GET /_emulator/records/<stream>` | JSON list of [`StoredRecord`](crate::StoredRecord) (data in base64) |
 //! | `GET /_emulator/delivered/<delivery stream>` | JSON list of base64 records |
 //! | `POST /_emulator/streams` | `{"name": "s", "shards": 2}` creates a stream |
