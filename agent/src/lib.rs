@@ -20,6 +20,10 @@
 //! parser ([`fuzzing`]); `src/main.rs` calls [`run_from_command_line`], and
 //! nothing else here is public.
 
+// The overview above links to the private modules; they resolve with
+// `cargo doc --document-private-items`, the way to read this crate.
+#![allow(rustdoc::private_intra_doc_links)]
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
