@@ -54,7 +54,7 @@ fuzz_target() {
     (cd fuzz && cargo +nightly fuzz run "$target" "$SCRATCH/$target" "corpus/$target" \
         -- -max_total_time="$FUZZ_SECONDS") >"$SCRATCH/$target.log" 2>&1 || status=$?
     # libFuzzer's progress lines are noise; show the summary and any crash.
-    grep -E '^(#[0-9]+ *DONE|Done [0-9]+ runs|==[0-9]+== ERROR|SUMMARY|thread .* panicked|Test unit written)' \
+    grep -E '^(#[0-9]+[[:space:]]+DONE|Done [0-9]+ runs|==[0-9]+== ERROR|SUMMARY|thread .* panicked|Test unit written)' \
         "$SCRATCH/$target.log" || true
     if [[ "$status" != 0 ]]; then
         tail -n 40 "$SCRATCH/$target.log"
