@@ -20,6 +20,7 @@ use regex::Regex;
 use serde_json::Value;
 use shardline::{Config, Service};
 
+use crate::flow::record_overhead;
 use crate::processing::Processor;
 
 /// Where the Kinesis Agent keeps checkpoints by default.
@@ -568,9 +569,6 @@ fn parse_flow(
         .unwrap_or("\n")
         .as_bytes()
         .to_vec();
-    if truncated_record_terminator.len() >= max_record_size / 2 {
-        return Err(flow.invalid("truncatedRecordTerminator", "is too long"));
-    }
 
     let mut processors = Vec::new();
     match flow.get("dataProcessingOptions") {
@@ -700,6 +698,18 @@ fn parse_flow(
         Service::Kinesis => max_record_size.min(producer.max_record_size_bytes()),
         Service::Firehose => max_record_size,
     };
+    // Checked against the final limit: a small `max_record_size` in
+    // `shardline.producer` lowers it, and a cut record must keep room for
+    // data after the flow's own overhead.
+    let budget = max_record_size - record_overhead(service);
+    if truncated_record_terminator.len() >= budget / 2 {
+        return Err(flow.invalid(
+            "truncatedRecordTerminator",
+            format!(
+                "is too long: records are cut at {budget} bytes, and the terminator must take less than half of that"
+            ),
+        ));
+    }
     let id = match service {
         Service::Kinesis => format!("kinesis:{stream}:{file_pattern}"),
         Service::Firehose => format!("firehose:{stream}:{file_pattern}"),
@@ -826,6 +836,33 @@ mod tests {
                 "flows[0].sped: unknown key, ignored"
             ]
         );
+    }
+
+    #[test]
+    fn a_terminator_too_long_for_the_record_limit_is_refused() {
+        // The length was checked against the service's limit (1 MiB), not
+        // the producer's `max_record_size`, and the flow then panicked
+        // cutting a long line (`max_record - terminator` underflowed). The
+        // agent_config fuzz target's invariant catches it (input
+        // fuzz/corpus/agent_config/regression_long_terminator).
+        let flow = |terminator: usize, max_record_size: u32| {
+            format!(
+                r#"{{"flows":[{{"filePattern":"/x","kinesisStream":"s",
+                   "truncatedRecordTerminator":"{}",
+                   "shardline.producer":{{"max_record_size":{max_record_size}}}}}]}}"#,
+                "~".repeat(terminator)
+            )
+        };
+        let e = err(&flow(1000, 1024));
+        assert!(
+            e.starts_with("flows[0].truncatedRecordTerminator: is too long"),
+            "{e}"
+        );
+        // (1024 - 256) / 2 = 384 bytes of record budget for the terminator.
+        assert!(err(&flow(384, 1024)).contains("truncatedRecordTerminator"));
+        let (config, _) = parse(&flow(383, 1024)).unwrap();
+        assert_eq!(config.flows[0].max_record_size, 1024);
+        assert!(parse(&flow(1000, 4096)).is_ok());
     }
 
     #[test]

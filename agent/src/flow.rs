@@ -95,6 +95,15 @@ impl std::fmt::Debug for Flow {
     }
 }
 
+/// Room a flow keeps in each record for what it adds when sending: the
+/// partition key (Kinesis) or the appended newline (Firehose).
+pub(crate) fn record_overhead(service: Service) -> usize {
+    match service {
+        Service::Kinesis => 256,
+        Service::Firehose => 1,
+    }
+}
+
 impl Flow {
     /// Builds the flow and its producer; `saved` are its checkpoint entries
     /// (`None` on its first run).
@@ -103,11 +112,7 @@ impl Flow {
         saved: Option<Vec<FileCheckpoint>>,
     ) -> Result<(Flow, FlowHandle), Error> {
         let producer = Producer::for_service(config.producer.clone(), config.service)?;
-        // Room for the partition key (Kinesis) or the appended newline.
-        let overhead = match config.service {
-            Service::Kinesis => 256,
-            Service::Firehose => 1,
-        };
+        let overhead = record_overhead(config.service);
         let splitter = Splitter {
             multi_line_start: config
                 .multi_line_start

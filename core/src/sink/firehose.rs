@@ -6,9 +6,18 @@ use aws_sdk_firehose::types::Record;
 
 use super::{EntryOutcome, OutRecord, RequestFailure, request_failure};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct FirehoseSink {
     client: Client,
+}
+
+/// The SDK client's own `Debug` prints its whole configuration, with the
+/// access key id in full; a producer's `Debug` (in a log line or a panic
+/// message) must not.
+impl std::fmt::Debug for FirehoseSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirehoseSink").finish_non_exhaustive()
+    }
 }
 
 impl FirehoseSink {

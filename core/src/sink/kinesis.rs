@@ -7,9 +7,18 @@ use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardFilter, ShardFilterTyp
 use super::{EntryOutcome, OutRecord, RequestFailure, request_failure};
 use crate::shard_map::Shard;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct KinesisSink {
     client: Client,
+}
+
+/// The SDK client's own `Debug` prints its whole configuration, with the
+/// access key id in full; a producer's `Debug` (in a log line or a panic
+/// message) must not.
+impl std::fmt::Debug for KinesisSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KinesisSink").finish_non_exhaustive()
+    }
 }
 
 impl KinesisSink {

@@ -200,6 +200,22 @@ fn credentials_never_show_in_logs_debug_errors_or_metrics() {
         "TRACE logging captured: {} bytes",
         logs.len()
     );
+    // The access key id is an identifier, not a secret: the AWS SDK's own
+    // TRACE events print it (its `Credentials` and config `Debug`), and
+    // that is out of Shardline's hands. Shardline's outputs show only its
+    // first four characters.
+    let sdk_targets = [": aws_smithy_", ": aws_sigv4::", ": aws_sdk_"];
+    for line in logs.lines().filter(|l| l.contains(KEY_ID)) {
+        assert!(
+            line.contains(" TRACE ")
+                && sdk_targets.iter().any(|t| line.contains(t))
+                && !line.contains(": shardline::"),
+            "a log line other than the AWS SDK's TRACE shows the access key id: {line}"
+        );
+    }
+    for (i, text) in shown.iter().enumerate() {
+        assert!(!text.contains(KEY_ID), "output {i} shows the access key id");
+    }
     shown.push(logs);
     for (i, text) in shown.iter().enumerate() {
         for planted in [SECRET, TOKEN] {
@@ -212,4 +228,165 @@ fn credentials_never_show_in_logs_debug_errors_or_metrics() {
             }
         }
     }
+}
+
+/// Set in the child process that `credentials_never_show_in_panic_messages`
+/// starts.
+const PANIC_CHILD_ENV: &str = "SHARDLINE_SECURITY_PANIC_CHILD";
+
+/// The panics `child_panics_with_planted_credentials` raises, each message
+/// starting with its name, so the parent can tell that every one was printed.
+const PANIC_SCENARIOS: &[&str] = &[
+    "callback-after-success",
+    "callback-after-failure",
+    "unwrap-config-error",
+    "unwrap-properties-error",
+    "unwrap-producer-error",
+    "unwrap-err-on-a-producer",
+    "config-debug-in-message",
+];
+
+/// Panic messages and backtraces do not go through `tracing`: the panic
+/// hook writes them to stderr. A child process (this binary again) runs
+/// code that panics with planted credentials in reach, with full
+/// backtraces, and its whole output is searched for them.
+#[test]
+fn credentials_never_show_in_panic_messages() {
+    if std::env::var_os(PANIC_CHILD_ENV).is_some() {
+        return;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_panics_with_planted_credentials",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(PANIC_CHILD_ENV, "1")
+        .env("RUST_BACKTRACE", "full")
+        .output()
+        .expect("the child runs");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "the child failed:\n{text}");
+    assert!(text.contains("CHILD DONE"), "{text}");
+    // The search means something only if every panic was printed.
+    for scenario in PANIC_SCENARIOS {
+        assert!(
+            text.contains(&format!("scenario {scenario}")),
+            "no panic message for {scenario}:\n{text}"
+        );
+    }
+    assert!(
+        text.matches("panicked at").count() >= PANIC_SCENARIOS.len(),
+        "{text}"
+    );
+    assert!(text.contains("stack backtrace"), "{text}");
+    for planted in [SECRET, TOKEN, KEY_ID] {
+        if let Some(at) = text.find(planted) {
+            let around = text.get(at.saturating_sub(300)..at + planted.len());
+            panic!(
+                "a panic shows a planted credential: ...{}",
+                around.unwrap_or(&text)
+            );
+        }
+    }
+}
+
+/// Runs only as the child of `credentials_never_show_in_panic_messages`.
+#[test]
+fn child_panics_with_planted_credentials() {
+    if std::env::var_os(PANIC_CHILD_ENV).is_none() {
+        return;
+    }
+    let emulator = Emulator::start_in_background(
+        EmulatorConfig::default()
+            .without_limits()
+            .with_stream("s", 1),
+    )
+    .unwrap();
+    let planted = || {
+        let mut config = short(local_config(&emulator.endpoint()));
+        config.set("aws_access_key_id", KEY_ID).unwrap();
+        config.set("aws_secret_access_key", SECRET).unwrap();
+        config.set("aws_session_token", TOKEN).unwrap();
+        config
+    };
+    // A panic on a thread of ours: the hook prints it, the join contains it.
+    let panics_on_a_thread = |body: Box<dyn FnOnce() + Send>| {
+        assert!(std::thread::spawn(body).join().is_err(), "it panicked");
+    };
+
+    // Delivery callbacks run on producer threads, which contain their
+    // panics; the callbacks format what they have at hand.
+    let config = planted();
+    let producer = Producer::new(config.clone()).unwrap();
+    let in_callback = config.clone();
+    producer
+        .send_blocking_with_callback(
+            "s",
+            UserRecord::new("k", "payload"),
+            None,
+            Box::new(move |result| {
+                panic!("scenario callback-after-success: {result:?} with {in_callback:?}")
+            }),
+        )
+        .unwrap();
+    producer
+        .flush_blocking(Some(Duration::from_secs(10)))
+        .unwrap();
+    emulator.set_faults(Faults {
+        expired_access_key_ids: vec![KEY_ID.into()],
+        ..Faults::default()
+    });
+    producer
+        .send_blocking_with_callback(
+            "s",
+            UserRecord::new("k", "payload"),
+            None,
+            Box::new(move |result| {
+                let err = result.expect_err("expired credentials");
+                panic!("scenario callback-after-failure: {err} {err:?}")
+            }),
+        )
+        .unwrap();
+    producer
+        .flush_blocking(Some(Duration::from_secs(10)))
+        .unwrap();
+    emulator.set_faults(Faults::default());
+    send_one(&producer, "s").expect("the producer outlives its callbacks' panics");
+
+    // Results unwrapped by the application: the panic prints their Debug.
+    let mut config = planted();
+    panics_on_a_thread(Box::new(move || {
+        config
+            .set("aws_secret_access_key", "")
+            .expect("scenario unwrap-config-error");
+    }));
+    panics_on_a_thread(Box::new(|| {
+        Config::new()
+            .apply_properties(&format!(
+                "aws_secret_access_key = {SECRET}\naws_session_token = {TOKEN}\nnonsense"
+            ))
+            .expect("scenario unwrap-properties-error");
+    }));
+    let missing_ca = planted().ca_bundle("/no/such/file");
+    panics_on_a_thread(Box::new(move || {
+        Producer::new(missing_ca).expect("scenario unwrap-producer-error");
+    }));
+    let working = planted();
+    panics_on_a_thread(Box::new(move || {
+        // `expect_err` on `Ok` prints the value: the producer's `Debug`.
+        Producer::new(working).expect_err("scenario unwrap-err-on-a-producer");
+    }));
+    let config = planted();
+    panics_on_a_thread(Box::new(move || {
+        panic!("scenario config-debug-in-message: {config:?}");
+    }));
+
+    producer.close_blocking(None).unwrap();
+    println!("CHILD DONE");
 }
