@@ -185,10 +185,10 @@ fn report(handles: &[flow::FlowHandle], started: Instant, metrics_file: Option<&
     for line in report.lines() {
         let _ = writeln!(stderr, "{line}");
     }
-    if let Some(path) = metrics_file {
-        if let Err(e) = report.write_json(path) {
-            tracing::warn!(path = %path.display(), "cannot write the metrics file: {e}");
-        }
+    if let Some(path) = metrics_file
+        && let Err(e) = report.write_json(path)
+    {
+        tracing::warn!(path = %path.display(), "cannot write the metrics file: {e}");
     }
 }
 

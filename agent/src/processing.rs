@@ -277,13 +277,13 @@ impl Processor {
                 ));
             }
         };
-        if let Some(format) = object.optional_str("jsonFormat")? {
-            if format != "COMPACT" {
-                warnings.push(format!(
-                    "{}: {format:?} is not supported; records are written as COMPACT JSON",
-                    object.path("jsonFormat")
-                ));
-            }
+        if let Some(format) = object.optional_str("jsonFormat")?
+            && format != "COMPACT"
+        {
+            warnings.push(format!(
+                "{}: {format:?} is not supported; records are written as COMPACT JSON",
+                object.path("jsonFormat")
+            ));
         }
         Ok(processor)
     }

@@ -372,10 +372,11 @@ impl Tailer {
                 };
                 file.fingerprint = Fingerprint::of(&[]);
             }
-            if file.fingerprint.len < Fingerprint::MAX_LEN && size > file.fingerprint.len {
-                if let Ok(head) = file.read_head(Fingerprint::MAX_LEN) {
-                    file.fingerprint = Fingerprint::of(&head);
-                }
+            if file.fingerprint.len < Fingerprint::MAX_LEN
+                && size > file.fingerprint.len
+                && let Ok(head) = file.read_head(Fingerprint::MAX_LEN)
+            {
+                file.fingerprint = Fingerprint::of(&head);
             }
         }
 
@@ -421,34 +422,32 @@ impl Tailer {
         let past_header = SplitState::default();
 
         // 1. Our own checkpoint, if this inode still holds the same file.
-        if first_scan {
-            if let Some(saved) = self
+        if first_scan
+            && let Some(saved) = self
                 .saved
                 .iter()
                 .find(|c| c.dev == tailed.id.dev && c.ino == tailed.id.ino)
-            {
-                if tailed.starts_like(saved.fingerprint) || saved.offset == 0 {
-                    let offset = if size >= saved.offset {
-                        saved.offset
-                    } else {
-                        0
-                    };
-                    let split = if offset == 0 {
-                        tailed.split.clone()
-                    } else {
-                        past_header.clone()
-                    };
-                    resume(
-                        offset,
-                        Arc::new(Mutex::new(Progress::new(offset))),
-                        split,
-                        &mut tailed,
-                    );
-                    tracing::info!(path = %tailed.path.display(), offset, "resuming from checkpoint");
-                    self.files.push(tailed);
-                    return Ok(());
-                }
-            }
+            && (tailed.starts_like(saved.fingerprint) || saved.offset == 0)
+        {
+            let offset = if size >= saved.offset {
+                saved.offset
+            } else {
+                0
+            };
+            let split = if offset == 0 {
+                tailed.split.clone()
+            } else {
+                past_header.clone()
+            };
+            resume(
+                offset,
+                Arc::new(Mutex::new(Progress::new(offset))),
+                split,
+                &mut tailed,
+            );
+            tracing::info!(path = %tailed.path.display(), offset, "resuming from checkpoint");
+            self.files.push(tailed);
+            return Ok(());
         }
         // 2. A copy of a file we follow (copytruncate): take over its
         //    progress; the original continues with a fresh one.
@@ -473,20 +472,20 @@ impl Tailer {
             return Ok(());
         }
         // 3. A copy made while we were down of a file we had checkpointed.
-        if first_scan {
-            if let Some(saved) = self.saved.iter().find(|c| {
+        if first_scan
+            && let Some(saved) = self.saved.iter().find(|c| {
                 c.offset > 0 && size >= c.offset && tailed_starts_like(&tailed, c.fingerprint)
-            }) {
-                let offset = saved.offset;
-                resume(
-                    offset,
-                    Arc::new(Mutex::new(Progress::new(offset))),
-                    past_header,
-                    &mut tailed,
-                );
-                self.files.push(tailed);
-                return Ok(());
-            }
+            })
+        {
+            let offset = saved.offset;
+            resume(
+                offset,
+                Arc::new(Mutex::new(Progress::new(offset))),
+                past_header,
+                &mut tailed,
+            );
+            self.files.push(tailed);
+            return Ok(());
         }
         // 4. initialPosition, for files present at the very first start.
         if first_scan && self.first_run && self.initial_position == InitialPosition::EndOfFile {

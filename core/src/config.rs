@@ -666,15 +666,13 @@ impl Config {
             secret_access_key,
             ..
         } = &self.credentials
+            && (access_key_id.is_empty() || secret_access_key.is_empty())
         {
-            if access_key_id.is_empty() || secret_access_key.is_empty() {
-                return Err(Error::InvalidConfig {
-                    key: "aws_access_key_id".into(),
-                    message:
-                        "static credentials need both an access key id and a secret access key"
-                            .into(),
-                });
-            }
+            return Err(Error::InvalidConfig {
+                key: "aws_access_key_id".into(),
+                message: "static credentials need both an access key id and a secret access key"
+                    .into(),
+            });
         }
         if self.max_record_size > self.collection_max_size {
             return Err(Error::InvalidConfig {

@@ -354,10 +354,10 @@ impl NativeProducer {
         append_data(py, data, &mut buf)?;
         let key = self.partition_key(optional_str(partition_key)?);
         let mut record = UserRecord::new(key, buf.freeze());
-        if let Some(ehk) = explicit_hash_key {
-            if let Some(ehk) = self::explicit_hash_key(py, &ehk)? {
-                record = record.with_explicit_hash_key(ehk);
-            }
+        if let Some(ehk) = explicit_hash_key
+            && let Some(ehk) = self::explicit_hash_key(py, &ehk)?
+        {
+            record = record.with_explicit_hash_key(ehk);
         }
         let cell = FutureCell::new(self.cells.clone());
         self.send_one(py, &stream, record, &cell, block, timeout)?;

@@ -174,7 +174,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let mut i = t;
                 loop {
                     if let Some(d) = deadline {
-                        if sent % 256 == 0 && Instant::now() >= d {
+                        if sent.is_multiple_of(256) && Instant::now() >= d {
                             break;
                         }
                     } else if sent >= per_thread {

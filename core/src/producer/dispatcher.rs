@@ -276,14 +276,13 @@ impl Dispatcher {
                     None
                 }
             };
-            if let Some((packer, tickets)) = contents {
-                if let Some(mut envelope) =
+            if let Some((packer, tickets)) = contents
+                && let Some(mut envelope) =
                     self.pipeline
                         .seal(routing.shard_ids[index].clone(), packer, tickets, now)
-                {
-                    envelope.sendable_at = now;
-                    self.enqueue(envelope);
-                }
+            {
+                envelope.sendable_at = now;
+                self.enqueue(envelope);
             }
         }
     }
@@ -358,11 +357,11 @@ impl Dispatcher {
                 if !batch.is_empty() && bytes + size > max_bytes {
                     break 'shards;
                 }
-                if let Some(t) = front.not_before {
-                    if t > now {
-                        wake = min_instant(wake, Some(t));
-                        break;
-                    }
+                if let Some(t) = front.not_before
+                    && t > now
+                {
+                    wake = min_instant(wake, Some(t));
+                    break;
                 }
                 if !queue.limiter.ready(size, now) {
                     wake = min_instant(wake, Some(now + queue.limiter.wait_for(size, now)));
@@ -533,13 +532,13 @@ impl Dispatcher {
         let throttled = class == FailureClass::Throttled;
         let shard = (!self.shared.sink.is_firehose()).then_some(&*envelope.shard_id);
         self.pipeline.metrics.error(code, shard, throttled);
-        if let Some(queue) = self.queues.get_mut(&envelope.shard_id) {
-            if throttled {
-                queue.limiter.on_throttled(now);
-                self.pipeline
-                    .metrics
-                    .shard_rate(&envelope.shard_id, queue.limiter.fraction());
-            }
+        if let Some(queue) = self.queues.get_mut(&envelope.shard_id)
+            && throttled
+        {
+            queue.limiter.on_throttled(now);
+            self.pipeline
+                .metrics
+                .shard_rate(&envelope.shard_id, queue.limiter.fraction());
         }
         if code == "ResourceNotFoundException" {
             self.want_refresh();
