@@ -508,14 +508,12 @@ impl Dispatcher {
             envelope.retries + 1,
         );
         let aggregated = envelope.aggregated;
-        let count = envelope.record_count();
-        for (i, ticket) in envelope.into_tickets().into_iter().enumerate() {
-            if i + 1 == count {
-                ticket.succeed(shard_id, sequence_number, aggregated);
-                break;
-            }
-            ticket.succeed(shard_id.clone(), sequence_number.clone(), aggregated);
-        }
+        super::ticket::succeed_all(
+            envelope.into_tickets(),
+            shard_id,
+            sequence_number,
+            aggregated,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -923,9 +921,7 @@ impl Drop for InFlight {
 }
 
 fn fail_envelope(envelope: Envelope, kind: FailureKind, code: Option<String>, message: &str) {
-    for ticket in envelope.into_tickets() {
-        ticket.fail(kind, code.clone(), message.to_owned());
-    }
+    super::ticket::fail_all(envelope.into_tickets(), kind, code, message);
 }
 
 fn expiry_message(ttl: Duration, last_error: Option<(&str, &str)>, otherwise: &str) -> String {
