@@ -588,14 +588,9 @@ impl Dispatcher {
             }
         }
         let routing = self.pipeline.routing.read().clone();
-        let expired: Vec<(crate::UserRecord, Ticket)> = {
-            let mut unrouted = routing.unrouted.lock();
-            let (expired, kept) = std::mem::take(&mut *unrouted)
-                .into_iter()
-                .partition(|(_, t)| t.deadline(ttl) <= now);
-            *unrouted = kept;
-            expired
-        };
+        let expired = take_where(&mut routing.unrouted.lock(), |(_, t)| {
+            t.deadline(ttl) <= now
+        });
         let last_failure = self
             .refresh
             .last_failure
@@ -924,6 +919,31 @@ fn fail_envelope(envelope: Envelope, kind: FailureKind, code: Option<String>, me
     super::ticket::fail_all(envelope.into_tickets(), kind, code, message);
 }
 
+/// Moves the items matching `pred` out of `items`, in place: the others
+/// keep their order and the vector its allocation. Only the matches are
+/// copied (into a new vector), and nothing at all when none match.
+///
+/// For the records waiting for a shard map, checked every
+/// [`EXPIRY_SCAN_INTERVAL`]: with an unreachable endpoint they are the
+/// whole buffer, and rebuilding that vector on every scan cost a copy of
+/// every record and a fresh allocation (page faults included) ten times a
+/// second.
+fn take_where<T>(items: &mut Vec<T>, mut pred: impl FnMut(&T) -> bool) -> Vec<T> {
+    let mut kept = 0;
+    for i in 0..items.len() {
+        if !pred(&items[i]) {
+            // Everything in kept..i matched: swapping keeps the order of
+            // the items that stay.
+            items.swap(kept, i);
+            kept += 1;
+        }
+    }
+    if kept == items.len() {
+        return Vec::new();
+    }
+    items.split_off(kept)
+}
+
 fn expiry_message(ttl: Duration, last_error: Option<(&str, &str)>, otherwise: &str) -> String {
     match last_error {
         Some((code, message)) => format!(
@@ -953,4 +973,23 @@ fn min_instant(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 /// often enough that a record waits little more than its buffered time.
 fn buffer_scan_interval(max_buffered_time: Duration) -> Duration {
     (max_buffered_time / 4).clamp(Duration::from_millis(1), Duration::from_millis(25))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_where;
+
+    #[test]
+    fn take_where_keeps_the_order_of_what_stays() {
+        let mut items: Vec<u32> = (0..20).collect();
+        let mut taken = take_where(&mut items, |x| x % 3 == 0);
+        assert_eq!(items, (0..20).filter(|x| x % 3 != 0).collect::<Vec<_>>());
+        taken.sort_unstable();
+        assert_eq!(taken, (0..20).filter(|x| x % 3 == 0).collect::<Vec<_>>());
+        let capacity = items.capacity();
+        assert!(take_where(&mut items, |_| false).is_empty());
+        assert_eq!(items.capacity(), capacity, "nothing reallocated");
+        assert_eq!(take_where(&mut items, |_| true).len(), 13);
+        assert!(items.is_empty());
+    }
 }
