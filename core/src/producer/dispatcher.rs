@@ -37,9 +37,9 @@ const REFRESH_BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// How soon to look again when every request slot is taken.
 const PERMIT_RETRY: Duration = Duration::from_millis(2);
 
-struct ShardQueue {
-    envelopes: VecDeque<Envelope>,
-    limiter: RateLimiter,
+pub(crate) struct ShardQueue {
+    pub(crate) envelopes: VecDeque<Envelope>,
+    pub(crate) limiter: RateLimiter,
 }
 
 enum Event {
@@ -331,60 +331,23 @@ impl Dispatcher {
     /// Takes envelopes, shard by shard in turn, while the request has room
     /// and each shard's limiter allows.
     fn collect(&mut self, now: Instant) -> (Vec<Envelope>, Option<Instant>) {
-        let max_count = self.shared.settings.collection_max_count;
-        let max_bytes = self.shared.settings.collection_max_size;
-        let mut batch = Vec::new();
-        let mut bytes = 0usize;
-        let mut wake = None;
-        let shards = self.order.len();
         let start = self.next_shard;
-        self.next_shard = (self.next_shard + 1) % shards.max(1);
-        'shards: for i in 0..shards {
-            let shard = self.order[(start + i) % shards].clone();
-            let queue = self.queues.get_mut(&shard).expect("order lists queues");
-            if queue.envelopes.is_empty() {
-                continue;
-            }
-            if !queue.limiter.request_ready(now) {
-                wake = min_instant(wake, Some(now + queue.limiter.wait_for(0, now)));
-                continue;
-            }
-            let mut took_any = false;
-            while let Some(front) = queue.envelopes.front() {
-                if batch.len() >= max_count {
-                    break 'shards;
-                }
-                let size = front.size();
-                if !batch.is_empty() && bytes + size > max_bytes {
-                    break 'shards;
-                }
-                if let Some(t) = front.not_before {
-                    if t > now {
-                        wake = min_instant(wake, Some(t));
-                        break;
-                    }
-                }
-                if !queue.limiter.ready(size, now) {
-                    wake = min_instant(wake, Some(now + queue.limiter.wait_for(size, now)));
-                    break;
-                }
-                queue.limiter.take(size, now);
-                if !took_any {
-                    // Firehose counts requests too; one per shard per batch.
-                    queue.limiter.take_request();
-                    took_any = true;
-                }
-                bytes += size;
-                batch.push(queue.envelopes.pop_front().expect("front exists"));
-            }
-        }
+        self.next_shard = (self.next_shard + 1) % self.order.len().max(1);
+        let (batch, bytes, wake) = collect_batch(
+            &mut self.queues,
+            &self.order,
+            start,
+            now,
+            self.shared.settings.collection_max_count,
+            self.shared.settings.collection_max_size,
+        );
         self.queued_records -= batch.len();
         self.queued_bytes -= bytes;
         (batch, wake)
     }
 
     fn send(&mut self, mut batch: Vec<Envelope>, permit: OwnedSemaphorePermit) {
-        let records = batch.iter().map(|e| e.record.clone()).collect();
+        let records = request_records(&batch);
         let sink = self.shared.sink.clone();
         let stream = self.pipeline.name.clone();
         for envelope in &mut batch {
@@ -888,6 +851,71 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// Takes envelopes from `queues`, one shard after another in `order`
+/// starting at `start`, while the request has room (`max_count` records,
+/// `max_bytes` billed bytes) and each shard's limiter allows. Returns the
+/// batch, its billed bytes, and when a shard held back by its limiter or a
+/// backoff may go.
+pub(crate) fn collect_batch(
+    queues: &mut HashMap<Arc<str>, ShardQueue>,
+    order: &[Arc<str>],
+    start: usize,
+    now: Instant,
+    max_count: usize,
+    max_bytes: usize,
+) -> (Vec<Envelope>, usize, Option<Instant>) {
+    let mut batch = Vec::new();
+    let mut bytes = 0usize;
+    let mut wake = None;
+    let shards = order.len();
+    'shards: for i in 0..shards {
+        let shard = &order[(start + i) % shards];
+        let queue = queues.get_mut(shard).expect("order lists queues");
+        if queue.envelopes.is_empty() {
+            continue;
+        }
+        if !queue.limiter.request_ready(now) {
+            wake = min_instant(wake, Some(now + queue.limiter.wait_for(0, now)));
+            continue;
+        }
+        let mut took_any = false;
+        while let Some(front) = queue.envelopes.front() {
+            if batch.len() >= max_count {
+                break 'shards;
+            }
+            let size = front.size();
+            if !batch.is_empty() && bytes + size > max_bytes {
+                break 'shards;
+            }
+            if let Some(t) = front.not_before {
+                if t > now {
+                    wake = min_instant(wake, Some(t));
+                    break;
+                }
+            }
+            if !queue.limiter.ready(size, now) {
+                wake = min_instant(wake, Some(now + queue.limiter.wait_for(size, now)));
+                break;
+            }
+            queue.limiter.take(size, now);
+            if !took_any {
+                // Firehose counts requests too; one per shard per batch.
+                queue.limiter.take_request();
+                took_any = true;
+            }
+            bytes += size;
+            batch.push(queue.envelopes.pop_front().expect("front exists"));
+        }
+    }
+    (batch, bytes, wake)
+}
+
+/// The records of a request, as the sink takes them (the envelopes keep
+/// theirs for retries).
+pub(crate) fn request_records(batch: &[Envelope]) -> Vec<crate::sink::OutRecord> {
+    batch.iter().map(|e| e.record.clone()).collect()
 }
 
 /// A batch whose request is in flight. If the request's task is dropped
