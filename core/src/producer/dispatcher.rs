@@ -29,6 +29,8 @@ use crate::sink::{EntryOutcome, RequestFailure};
 
 /// How often queued records are checked against their TTL.
 const EXPIRY_SCAN_INTERVAL: Duration = Duration::from_millis(100);
+/// Most records failed per lock of the waiting list when they expire.
+const EXPIRY_CHUNK: usize = 4096;
 /// Least time between two shard-map loads triggered by surprises.
 const MIN_REFRESH_SPACING: Duration = Duration::from_millis(500);
 /// Retry delay for a map load that failed, growing with failures.
@@ -551,24 +553,40 @@ impl Dispatcher {
             }
         }
         let routing = self.pipeline.routing.read().clone();
-        let expired = take_where(&mut routing.unrouted.lock(), |(_, t)| {
-            t.deadline(ttl) <= now
-        });
         let last_failure = self
             .refresh
             .last_failure
             .as_ref()
             .map(|(code, message)| (code.as_str(), message.as_str()));
-        for (_, ticket) in expired {
-            ticket.fail(
-                FailureKind::Expired,
-                last_failure.map(|(code, _)| code.to_owned()),
-                expiry_message(
-                    ttl,
-                    last_failure,
-                    "the stream's shard map could not be loaded",
-                ),
-            );
+        let code = last_failure.map(|(code, _)| code.to_owned());
+        let message = expiry_message(
+            ttl,
+            last_failure,
+            "the stream's shard map could not be loaded",
+        );
+        // Records waiting for a map are queued in arrival order (their
+        // clock is read just before the queue's lock), so the expired ones
+        // are at the front. They go in bounded chunks, failed
+        // outside the lock: with an unreachable endpoint they can be the
+        // whole buffer at once, and a copy of all of them would be a
+        // buffer's worth of memory on top of the buffer.
+        loop {
+            let mut expired = Vec::new();
+            {
+                let mut unrouted = routing.unrouted.lock();
+                while expired.len() < EXPIRY_CHUNK
+                    && unrouted
+                        .front()
+                        .is_some_and(|(_, t)| t.deadline(ttl) <= now)
+                {
+                    expired.extend(unrouted.pop_front().map(|(_, ticket)| ticket));
+                }
+            }
+            let more = expired.len() == EXPIRY_CHUNK;
+            super::ticket::fail_all(expired, FailureKind::Expired, code.clone(), &message);
+            if !more {
+                break;
+            }
         }
     }
 
@@ -947,31 +965,6 @@ fn fail_envelope(envelope: Envelope, kind: FailureKind, code: Option<String>, me
     super::ticket::fail_all(envelope.into_tickets(), kind, code, message);
 }
 
-/// Moves the items matching `pred` out of `items`, in place: the others
-/// keep their order and the vector its allocation. Only the matches are
-/// copied (into a new vector), and nothing at all when none match.
-///
-/// For the records waiting for a shard map, checked every
-/// [`EXPIRY_SCAN_INTERVAL`]: with an unreachable endpoint they are the
-/// whole buffer, and rebuilding that vector on every scan cost a copy of
-/// every record and a fresh allocation (page faults included) ten times a
-/// second.
-fn take_where<T>(items: &mut Vec<T>, mut pred: impl FnMut(&T) -> bool) -> Vec<T> {
-    let mut kept = 0;
-    for i in 0..items.len() {
-        if !pred(&items[i]) {
-            // Everything in kept..i matched: swapping keeps the order of
-            // the items that stay.
-            items.swap(kept, i);
-            kept += 1;
-        }
-    }
-    if kept == items.len() {
-        return Vec::new();
-    }
-    items.split_off(kept)
-}
-
 fn expiry_message(ttl: Duration, last_error: Option<(&str, &str)>, otherwise: &str) -> String {
     match last_error {
         Some((code, message)) => format!(
@@ -1001,23 +994,4 @@ fn min_instant(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 /// often enough that a record waits little more than its buffered time.
 fn buffer_scan_interval(max_buffered_time: Duration) -> Duration {
     (max_buffered_time / 4).clamp(Duration::from_millis(1), Duration::from_millis(25))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::take_where;
-
-    #[test]
-    fn take_where_keeps_the_order_of_what_stays() {
-        let mut items: Vec<u32> = (0..20).collect();
-        let mut taken = take_where(&mut items, |x| x % 3 == 0);
-        assert_eq!(items, (0..20).filter(|x| x % 3 != 0).collect::<Vec<_>>());
-        taken.sort_unstable();
-        assert_eq!(taken, (0..20).filter(|x| x % 3 == 0).collect::<Vec<_>>());
-        let capacity = items.capacity();
-        assert!(take_where(&mut items, |_| false).is_empty());
-        assert_eq!(items.capacity(), capacity, "nothing reallocated");
-        assert_eq!(take_where(&mut items, |_| true).len(), 13);
-        assert!(items.is_empty());
-    }
 }

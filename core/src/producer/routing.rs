@@ -8,6 +8,7 @@
 //! dispatcher, and a caller that finds its buffer retired simply routes
 //! again with the new map.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -86,8 +87,8 @@ pub(crate) struct Routing {
     pub(crate) map: Option<Arc<ShardMap>>,
     pub(crate) shard_ids: Vec<Arc<str>>,
     pub(crate) buffers: Vec<Mutex<ShardBuffer>>,
-    /// Records that arrived before the first shard map.
-    pub(crate) unrouted: Mutex<Vec<(UserRecord, Ticket)>>,
+    /// Records that arrived before the first shard map, in arrival order.
+    pub(crate) unrouted: Mutex<VecDeque<(UserRecord, Ticket)>>,
     pub(crate) retired: AtomicBool,
 }
 
@@ -106,7 +107,7 @@ impl Routing {
             map,
             shard_ids,
             buffers,
-            unrouted: Mutex::new(Vec::new()),
+            unrouted: Mutex::new(VecDeque::new()),
             retired: AtomicBool::new(false),
         }
     }
@@ -169,7 +170,7 @@ impl StreamPipeline {
                 return Err((record, ticket));
             }
             let was_empty = unrouted.is_empty();
-            unrouted.push((record, ticket));
+            unrouted.push_back((record, ticket));
             drop(unrouted);
             if was_empty {
                 let _ = self.commands.send(Command::Unrouted);
