@@ -18,7 +18,8 @@ them into tables and plots.
     add --smoke for tiny inputs (benches/smoke.sh does that)
 
 Build first: cargo build --release -p shardline-emulator -p shardline-benches
-and (for KPL) mvn -q -f benches/kpl/pom.xml package.
+and (for KPL) mvn -q -f benches/kpl/pom.xml package. `--bin-dir DIR` (or
+SHARDLINE_BIN_DIR) runs other builds, e.g. target/debug for a smoke run.
 """
 
 import argparse
@@ -34,8 +35,12 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-EMULATOR = os.path.join(TARGET, "release", "shardline-emulator")
-LOAD = os.path.join(TARGET, "release", "shardline-load")
+# Where shardline-emulator and shardline-load are: the release builds unless
+# --bin-dir (or SHARDLINE_BIN_DIR) says otherwise; CI's smoke run uses the
+# debug builds its test step has made already.
+BIN_DIR = os.environ.get("SHARDLINE_BIN_DIR", os.path.join(TARGET, "release"))
+EMULATOR = os.path.join(BIN_DIR, "shardline-emulator")
+LOAD = os.path.join(BIN_DIR, "shardline-load")
 KPL_DIR = os.path.join(ROOT, "benches", "kpl")
 RESULTS = os.path.join(ROOT, "benches", "results")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -406,6 +411,10 @@ def suite_memory(a):
             cmd = [LOAD, "--endpoint", f"http://127.0.0.1:{dead_port}", "--record-size", str(size),
                    "--seconds", str(secs), "--records", "0", "--max-buffered-bytes", str(cap),
                    "--flush-timeout", "1", "--label", "dead endpoint"]
+            if a.smoke:
+                # A sender blocked at the cap waits for records to expire:
+                # keep that short (the default TTL is 30 s).
+                cmd += ["--record-ttl", "2"]
         else:
             cmd = kpl_cmd(dead_port, ["--record-size", str(size), "--seconds", str(secs),
                                       "--sts-port", str(sts.https_port),
@@ -450,7 +459,16 @@ def main():
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--who", default="shardline,kpl", help="utilisation/memory: which producers")
     p.add_argument("--python", help="interpreter with shardline, boto3, aws-kinesis-agg")
+    p.add_argument("--bin-dir", help="directory with shardline-emulator and shardline-load "
+                   "(default: $SHARDLINE_BIN_DIR, else target/release)")
     a = p.parse_args()
+    if a.bin_dir:
+        global EMULATOR, LOAD
+        EMULATOR = os.path.join(a.bin_dir, "shardline-emulator")
+        LOAD = os.path.join(a.bin_dir, "shardline-load")
+    for binary in (EMULATOR, LOAD):
+        if a.suite != "python" and not os.access(binary, os.X_OK):
+            sys.exit(f"{binary} is missing: build it first (see the docstring) or pass --bin-dir")
     log(f"machine: {machine()}")
     suites = {"e2e": suite_e2e, "kpl": suite_kpl, "utilisation": suite_utilisation,
               "memory": suite_memory, "python": suite_python}

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Smoke test of the benchmark harnesses on tiny inputs (CI runs this; the
-# real runs are in BENCHMARKS.md). Needs the release builds:
+# real runs are in BENCHMARKS.md). Builds and uses the release binaries:
 #   cargo build --release -p shardline-emulator -p shardline-benches --bins
+# unless SHARDLINE_BIN_DIR names a directory holding shardline-emulator and
+# shardline-load already (CI: target/debug, built by scripts/test.sh), which
+# also skips the build. Ends with an "N passed, M failed" line.
 # Runs: the end-to-end suite, the utilisation suite (4 s), the dead-endpoint
 # memory suite (3 s),
 # and the Python script if an interpreter with shardline is given in
@@ -11,6 +14,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 start=$SECONDS
+if [[ -n "${SHARDLINE_BIN_DIR:-}" ]]; then
+    export SHARDLINE_BIN_DIR
+    SMOKE_BUILD=0
+fi
 if [[ "${SMOKE_BUILD:-1}" == 1 ]]; then
     cargo build --release -q -p shardline-emulator -p shardline-benches --bins
 fi
@@ -23,7 +30,7 @@ if [[ -n "${SHARDLINE_PYTHON:-}" ]]; then
     python3 benches/run.py python --smoke --reps 1 --python "$SHARDLINE_PYTHON"
 fi
 # Every smoke result must show delivered records and a passing read-back.
-python3 - <<'PY'
+if python3 - <<'PY'
 import json, sys
 ok = True
 e2e = json.load(open("benches/results/e2e-smoke.json"))["runs"]
@@ -40,5 +47,18 @@ if not all(r["tree_peak_rss_bytes"] > 0 and r["rss_timeline"] for r in mem):
 print("smoke checks:", "passed" if ok else "FAILED")
 sys.exit(0 if ok else 1)
 PY
+then
+    checks=passed
+else
+    checks=failed
+fi
 python3 benches/plot.py --smoke
 echo "smoke: $((SECONDS - built)) s after builds ($((built - start)) s building)"
+# One line for the test script's count: the harness runs (e2e, utilisation,
+# memory) got this far under `set -e`; the checks above decide the verdict.
+if [[ "$checks" == passed ]]; then
+    echo "1 passed, 0 failed"
+else
+    echo "0 passed, 1 failed"
+    exit 1
+fi

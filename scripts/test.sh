@@ -22,6 +22,16 @@ cargo build -p shardline-emulator --bin shardline-emulator --quiet
 export SHARDLINE_EMULATOR="$ROOT/target/debug/shardline-emulator"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$LOG_DIR/cargo.log"
 
+step "Benchmark harnesses: smoke run on tiny inputs (the debug builds above)"
+# Keeps benches/run.py, the load harness and the plots from rotting; the
+# real runs (release builds) are in BENCHMARKS.md. Its failure is counted,
+# not fatal here, so the other suites still run.
+if ! env -u SHARDLINE_PYTHON SHARDLINE_BIN_DIR="$ROOT/target/debug" benches/smoke.sh 2>&1 |
+    tee "$LOG_DIR/smoke.log"; then
+    grep -qE '^[0-9]+ passed, [0-9]+ failed' "$LOG_DIR/smoke.log" ||
+        echo "0 passed, 1 failed" >>"$LOG_DIR/smoke.log"
+fi
+
 step "C ABI: header check, C tests against both libraries, valgrind"
 ffi/generate-header.sh --check
 ffi/run-c-tests.sh 2>&1 | tee "$LOG_DIR/c.log"
@@ -43,6 +53,9 @@ done < <(
         awk '{print $4, $6}'
     if [[ -f "$LOG_DIR/c.log" ]]; then
         grep -hoE '^[0-9]+ passed, [0-9]+ failed' "$LOG_DIR/c.log" | awk '{print $1, $3}'
+    fi
+    if [[ -f "$LOG_DIR/smoke.log" ]]; then
+        grep -hoE '^[0-9]+ passed, [0-9]+ failed' "$LOG_DIR/smoke.log" | awk '{print $1, $3}'
     fi
     if [[ -f "$LOG_DIR/reliability.log" ]]; then
         grep -hoE '^[0-9]+ passed, [0-9]+ failed' "$LOG_DIR/reliability.log" | awk '{print $1, $3}'

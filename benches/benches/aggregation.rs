@@ -3,6 +3,12 @@
 //! - `partition_key_hash`: what does routing a record by its key cost?
 //! - `aggregation`: how many user records (and MB) per second does packing
 //!   into KPL aggregates (`try_add` + `take`, MD5 included) sustain?
+//! - `limiter`: what does a shard's rate limiter cost per Kinesis record
+//!   (the check and the accounting the collector does for each)?
+//! - `collector`: what does filling `PutRecords` requests from the shard
+//!   queues cost (queueing sealed aggregates, taking them shard by shard
+//!   through their limiters, making each request's record list), per user
+//!   record inside those aggregates?
 //! - `digest`: how fast are raw MD5 and SHA-256 on this machine, measured in
 //!   the same run, so the aggregation figures have a yardstick?
 //!
@@ -21,6 +27,7 @@ use md5::{Digest, Md5};
 use sha2::Sha256;
 use shardline::UserRecord;
 use shardline::aggregation::{Aggregator, KinesisRecord};
+use shardline::bench_support::{CollectorInput, Limiter};
 use shardline::hash::partition_key_hash;
 
 /// KPL's default `AggregationMaxSize`.
@@ -149,6 +156,69 @@ fn bench_aggregation(c: &mut Criterion<ThreadCpuTime>) {
     group.finish();
 }
 
+fn bench_limiter(c: &mut Criterion<ThreadCpuTime>) {
+    let mut group = c.benchmark_group("limiter");
+    // The collector asks the limiter once per Kinesis record: a whole
+    // aggregate (~50 KiB) at small record sizes, one record without
+    // aggregation. The quota is lifted so every record is admitted (the
+    // cost of the check, not of waiting); the clock advances 1 us per
+    // record (buckets start empty), so the rolling window keeps moving.
+    const CALLS: u64 = 10_000;
+    for (label, bytes) in [
+        ("100B", 100),
+        ("1KiB", 1024),
+        ("10KiB", 10 * 1024),
+        ("50KiB_aggregate", AGGREGATION_MAX_SIZE),
+    ] {
+        group.throughput(Throughput::Elements(CALLS));
+        group.bench_function(BenchmarkId::new("admit", label), |b| {
+            b.iter_batched(
+                || {
+                    let start = std::time::Instant::now();
+                    (Limiter::new(1 << 40, 1 << 40, start), start)
+                },
+                |(mut limiter, start)| {
+                    let mut admitted = 0u64;
+                    for i in 0..CALLS {
+                        let now = start + Duration::from_micros(i + 1);
+                        admitted += u64::from(limiter.admit(black_box(bytes), now));
+                    }
+                    assert_eq!(admitted, CALLS);
+                    limiter
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn bench_collector(c: &mut Criterion<ThreadCpuTime>) {
+    let mut group = c.benchmark_group("collector");
+    // ~1 MiB of user records per iteration, aggregated (KPL defaults) over
+    // 4 shards before the clock starts; counted in user records and in
+    // user-data bytes, like `aggregation`.
+    for (label, record_size) in [("100B", 100), ("1KiB", 1024), ("10KiB", 10 * 1024)] {
+        let records = user_records(record_size);
+        let data_bytes: usize = records.iter().map(|r| r.data().len()).sum();
+        let count = records.len();
+        for (unit, throughput) in [
+            ("records", Throughput::Elements(count as u64)),
+            ("bytes", Throughput::Bytes(data_bytes as u64)),
+        ] {
+            group.throughput(throughput);
+            group.bench_with_input(BenchmarkId::new(unit, label), &records, |b, records| {
+                b.iter_batched(
+                    || CollectorInput::new(records.clone(), 4),
+                    CollectorInput::collect_all,
+                    BatchSize::LargeInput,
+                )
+            });
+        }
+    }
+    group.finish();
+}
+
 fn bench_digest(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("digest");
     let buffer = vec![0x5au8; 1 << 20];
@@ -163,6 +233,6 @@ fn bench_digest(c: &mut Criterion<ThreadCpuTime>) {
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpuTime);
-    targets = bench_partition_key_hash, bench_aggregation, bench_digest
+    targets = bench_partition_key_hash, bench_aggregation, bench_limiter, bench_collector, bench_digest
 }
 criterion_main!(benches);

@@ -75,6 +75,8 @@ pub use completion::{Attempt, DeliveryError, DeliveryReport, FailureKind};
 pub use config::{CONFIG_KEYS, Config, Credentials, FirehoseFraming};
 pub use error::{Error, Result};
 pub use metrics::MetricsSnapshot;
+#[doc(hidden)]
+pub use producer::bench_support;
 pub use producer::{
     DeliveryCallback, DeliveryFuture, DeliveryResult, Producer, SendError, Service,
 };

@@ -136,12 +136,18 @@ impl Aggregator {
     /// the limits: deciding whether it may be sent at all is the
     /// validation's job, not the aggregator's.
     pub fn new(max_size: usize, max_count: usize) -> Self {
+        Self::with_capacity(max_size, max_count, 0)
+    }
+
+    /// Like [`Aggregator::new`], with room for `records` user records (and
+    /// as many distinct keys) reserved up front.
+    pub fn with_capacity(max_size: usize, max_count: usize, records: usize) -> Self {
         Aggregator {
             max_size,
             max_count,
-            records: Vec::new(),
-            indexes: Vec::new(),
-            partition_keys: PartitionKeyTable::new(),
+            records: Vec::with_capacity(records),
+            indexes: Vec::with_capacity(records),
+            partition_keys: PartitionKeyTable::with_capacity(records),
             explicit_hash_key_index: HashMap::new(),
             explicit_hash_keys: Vec::new(),
             protobuf_len: 0,

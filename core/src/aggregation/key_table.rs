@@ -30,8 +30,12 @@ pub(super) struct PartitionKeyTable<S = RandomState> {
 }
 
 impl PartitionKeyTable {
-    pub(super) fn new() -> Self {
-        Self::with_hasher(RandomState::new())
+    /// An empty table with room for `keys` distinct keys.
+    pub(super) fn with_capacity(keys: usize) -> Self {
+        let mut table = Self::with_hasher(RandomState::new());
+        table.index_by_hash.reserve(keys);
+        table.first_record.reserve(keys);
+        table
     }
 }
 

@@ -60,8 +60,16 @@ impl Capacity {
     }
 
     pub(crate) fn release(&self, bytes: usize) {
+        self.release_many(bytes, 1);
+    }
+
+    /// Gives back the room of `records` records totalling `bytes`.
+    pub(crate) fn release_many(&self, bytes: usize, records: usize) {
+        if records == 0 {
+            return;
+        }
         self.bytes.fetch_sub(bytes, AcqRel);
-        self.records.fetch_sub(1, AcqRel);
+        self.records.fetch_sub(records, AcqRel);
         self.wake();
     }
 

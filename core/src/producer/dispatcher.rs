@@ -29,6 +29,8 @@ use crate::sink::{EntryOutcome, RequestFailure};
 
 /// How often queued records are checked against their TTL.
 const EXPIRY_SCAN_INTERVAL: Duration = Duration::from_millis(100);
+/// Most records failed per lock of the waiting list when they expire.
+const EXPIRY_CHUNK: usize = 4096;
 /// Least time between two shard-map loads triggered by surprises.
 const MIN_REFRESH_SPACING: Duration = Duration::from_millis(500);
 /// Retry delay for a map load that failed, growing with failures.
@@ -37,9 +39,9 @@ const REFRESH_BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// How soon to look again when every request slot is taken.
 const PERMIT_RETRY: Duration = Duration::from_millis(2);
 
-struct ShardQueue {
-    envelopes: VecDeque<Envelope>,
-    limiter: RateLimiter,
+pub(crate) struct ShardQueue {
+    pub(crate) envelopes: VecDeque<Envelope>,
+    pub(crate) limiter: RateLimiter,
 }
 
 enum Event {
@@ -330,60 +332,23 @@ impl Dispatcher {
     /// Takes envelopes, shard by shard in turn, while the request has room
     /// and each shard's limiter allows.
     fn collect(&mut self, now: Instant) -> (Vec<Envelope>, Option<Instant>) {
-        let max_count = self.shared.settings.collection_max_count;
-        let max_bytes = self.shared.settings.collection_max_size;
-        let mut batch = Vec::new();
-        let mut bytes = 0usize;
-        let mut wake = None;
-        let shards = self.order.len();
         let start = self.next_shard;
-        self.next_shard = (self.next_shard + 1) % shards.max(1);
-        'shards: for i in 0..shards {
-            let shard = self.order[(start + i) % shards].clone();
-            let queue = self.queues.get_mut(&shard).expect("order lists queues");
-            if queue.envelopes.is_empty() {
-                continue;
-            }
-            if !queue.limiter.request_ready(now) {
-                wake = min_instant(wake, Some(now + queue.limiter.wait_for(0, now)));
-                continue;
-            }
-            let mut took_any = false;
-            while let Some(front) = queue.envelopes.front() {
-                if batch.len() >= max_count {
-                    break 'shards;
-                }
-                let size = front.size();
-                if !batch.is_empty() && bytes + size > max_bytes {
-                    break 'shards;
-                }
-                if let Some(t) = front.not_before
-                    && t > now
-                {
-                    wake = min_instant(wake, Some(t));
-                    break;
-                }
-                if !queue.limiter.ready(size, now) {
-                    wake = min_instant(wake, Some(now + queue.limiter.wait_for(size, now)));
-                    break;
-                }
-                queue.limiter.take(size, now);
-                if !took_any {
-                    // Firehose counts requests too; one per shard per batch.
-                    queue.limiter.take_request();
-                    took_any = true;
-                }
-                bytes += size;
-                batch.push(queue.envelopes.pop_front().expect("front exists"));
-            }
-        }
+        self.next_shard = (self.next_shard + 1) % self.order.len().max(1);
+        let (batch, bytes, wake) = collect_batch(
+            &mut self.queues,
+            &self.order,
+            start,
+            now,
+            self.shared.settings.collection_max_count,
+            self.shared.settings.collection_max_size,
+        );
         self.queued_records -= batch.len();
         self.queued_bytes -= bytes;
         (batch, wake)
     }
 
     fn send(&mut self, mut batch: Vec<Envelope>, permit: OwnedSemaphorePermit) {
-        let records = batch.iter().map(|e| e.record.clone()).collect();
+        let records = request_records(&batch);
         let sink = self.shared.sink.clone();
         let stream = self.pipeline.name.clone();
         for envelope in &mut batch {
@@ -507,14 +472,12 @@ impl Dispatcher {
             envelope.retries + 1,
         );
         let aggregated = envelope.aggregated;
-        let count = envelope.record_count();
-        for (i, ticket) in envelope.into_tickets().into_iter().enumerate() {
-            if i + 1 == count {
-                ticket.succeed(shard_id, sequence_number, aggregated);
-                break;
-            }
-            ticket.succeed(shard_id.clone(), sequence_number.clone(), aggregated);
-        }
+        super::ticket::succeed_all(
+            envelope.into_tickets(),
+            shard_id,
+            sequence_number,
+            aggregated,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -589,29 +552,40 @@ impl Dispatcher {
             }
         }
         let routing = self.pipeline.routing.read().clone();
-        let expired: Vec<(crate::UserRecord, Ticket)> = {
-            let mut unrouted = routing.unrouted.lock();
-            let (expired, kept) = std::mem::take(&mut *unrouted)
-                .into_iter()
-                .partition(|(_, t)| t.deadline(ttl) <= now);
-            *unrouted = kept;
-            expired
-        };
         let last_failure = self
             .refresh
             .last_failure
             .as_ref()
             .map(|(code, message)| (code.as_str(), message.as_str()));
-        for (_, ticket) in expired {
-            ticket.fail(
-                FailureKind::Expired,
-                last_failure.map(|(code, _)| code.to_owned()),
-                expiry_message(
-                    ttl,
-                    last_failure,
-                    "the stream's shard map could not be loaded",
-                ),
-            );
+        let code = last_failure.map(|(code, _)| code.to_owned());
+        let message = expiry_message(
+            ttl,
+            last_failure,
+            "the stream's shard map could not be loaded",
+        );
+        // Records waiting for a map are queued in arrival order (their
+        // clock is read just before the queue's lock), so the expired ones
+        // are at the front. They go in bounded chunks, failed
+        // outside the lock: with an unreachable endpoint they can be the
+        // whole buffer at once, and a copy of all of them would be a
+        // buffer's worth of memory on top of the buffer.
+        loop {
+            let mut expired = Vec::new();
+            {
+                let mut unrouted = routing.unrouted.lock();
+                while expired.len() < EXPIRY_CHUNK
+                    && unrouted
+                        .front()
+                        .is_some_and(|(_, t)| t.deadline(ttl) <= now)
+                {
+                    expired.extend(unrouted.pop_front().map(|(_, ticket)| ticket));
+                }
+            }
+            let more = expired.len() == EXPIRY_CHUNK;
+            super::ticket::fail_all(expired, FailureKind::Expired, code.clone(), &message);
+            if !more {
+                break;
+            }
         }
     }
 
@@ -896,6 +870,71 @@ impl Dispatcher {
     }
 }
 
+/// Takes envelopes from `queues`, one shard after another in `order`
+/// starting at `start`, while the request has room (`max_count` records,
+/// `max_bytes` billed bytes) and each shard's limiter allows. Returns the
+/// batch, its billed bytes, and when a shard held back by its limiter or a
+/// backoff may go.
+pub(crate) fn collect_batch(
+    queues: &mut HashMap<Arc<str>, ShardQueue>,
+    order: &[Arc<str>],
+    start: usize,
+    now: Instant,
+    max_count: usize,
+    max_bytes: usize,
+) -> (Vec<Envelope>, usize, Option<Instant>) {
+    let mut batch = Vec::new();
+    let mut bytes = 0usize;
+    let mut wake = None;
+    let shards = order.len();
+    'shards: for i in 0..shards {
+        let shard = &order[(start + i) % shards];
+        let queue = queues.get_mut(shard).expect("order lists queues");
+        if queue.envelopes.is_empty() {
+            continue;
+        }
+        if !queue.limiter.request_ready(now) {
+            wake = min_instant(wake, Some(now + queue.limiter.wait_for(0, now)));
+            continue;
+        }
+        let mut took_any = false;
+        while let Some(front) = queue.envelopes.front() {
+            if batch.len() >= max_count {
+                break 'shards;
+            }
+            let size = front.size();
+            if !batch.is_empty() && bytes + size > max_bytes {
+                break 'shards;
+            }
+            if let Some(t) = front.not_before
+                && t > now
+            {
+                wake = min_instant(wake, Some(t));
+                break;
+            }
+            if !queue.limiter.ready(size, now) {
+                wake = min_instant(wake, Some(now + queue.limiter.wait_for(size, now)));
+                break;
+            }
+            queue.limiter.take(size, now);
+            if !took_any {
+                // Firehose counts requests too; one per shard per batch.
+                queue.limiter.take_request();
+                took_any = true;
+            }
+            bytes += size;
+            batch.push(queue.envelopes.pop_front().expect("front exists"));
+        }
+    }
+    (batch, bytes, wake)
+}
+
+/// The records of a request, as the sink takes them (the envelopes keep
+/// theirs for retries).
+pub(crate) fn request_records(batch: &[Envelope]) -> Vec<crate::sink::OutRecord> {
+    batch.iter().map(|e| e.record.clone()).collect()
+}
+
 /// A batch whose request is in flight. If the request's task is dropped
 /// before it answers (the producer closed while the request hung), the
 /// batch's records fail as closed, saying they may have been stored.
@@ -922,9 +961,7 @@ impl Drop for InFlight {
 }
 
 fn fail_envelope(envelope: Envelope, kind: FailureKind, code: Option<String>, message: &str) {
-    for ticket in envelope.into_tickets() {
-        ticket.fail(kind, code.clone(), message.to_owned());
-    }
+    super::ticket::fail_all(envelope.into_tickets(), kind, code, message);
 }
 
 fn expiry_message(ttl: Duration, last_error: Option<(&str, &str)>, otherwise: &str) -> String {

@@ -81,7 +81,13 @@ impl Envelope {
         let mut tickets = self.tickets;
         if !self.attempts.is_empty() {
             for ticket in &mut tickets {
-                ticket.attempts.extend(self.attempts.iter().cloned());
+                if ticket.attempts.is_empty() {
+                    // An exact-size copy (extending an empty vector would
+                    // allocate room for four).
+                    ticket.attempts = self.attempts.clone();
+                } else {
+                    ticket.attempts.extend(self.attempts.iter().cloned());
+                }
             }
         }
         tickets

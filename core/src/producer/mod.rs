@@ -22,6 +22,8 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+#[doc(hidden)]
+pub mod bench_support;
 mod capacity;
 mod dispatcher;
 mod envelope;

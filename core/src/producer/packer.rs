@@ -43,15 +43,20 @@ pub(crate) struct Packed {
 
 impl Packer {
     pub(crate) fn new(packing: Packing) -> Self {
+        Self::with_capacity(packing, 0)
+    }
+
+    /// An empty packer with room for `records` user records.
+    pub(crate) fn with_capacity(packing: Packing, records: usize) -> Self {
         match packing {
             Packing::Kpl {
                 max_size,
                 max_count,
-            } => Packer::Kpl(Aggregator::new(max_size, max_count)),
+            } => Packer::Kpl(Aggregator::with_capacity(max_size, max_count, records)),
             Packing::Lines { max_size } => Packer::Lines {
                 max_size,
                 size: 0,
-                records: Vec::new(),
+                records: Vec::with_capacity(records),
             },
             Packing::Single { framing } => Packer::Single {
                 framing,

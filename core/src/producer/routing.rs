@@ -8,6 +8,7 @@
 //! dispatcher, and a caller that finds its buffer retired simply routes
 //! again with the new map.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -57,13 +58,25 @@ impl ShardBuffer {
 
     /// Swaps the contents out for sealing outside the lock.
     pub(crate) fn take_contents(&mut self, packing: Packing) -> Option<(Packer, Vec<Ticket>)> {
+        self.take_contents_sized(packing, 0)
+    }
+
+    /// Like [`ShardBuffer::take_contents`], with room reserved for
+    /// `records` records in the fresh buffer: a buffer that just filled up
+    /// will likely fill up again, and growing its vectors and tables from
+    /// empty every time costs a reallocation and a copy per doubling.
+    fn take_contents_sized(
+        &mut self,
+        packing: Packing,
+        records: usize,
+    ) -> Option<(Packer, Vec<Ticket>)> {
         if self.tickets.is_empty() {
             return None;
         }
         self.oldest = None;
         Some((
-            std::mem::replace(&mut self.packer, Packer::new(packing)),
-            std::mem::take(&mut self.tickets),
+            std::mem::replace(&mut self.packer, Packer::with_capacity(packing, records)),
+            std::mem::replace(&mut self.tickets, Vec::with_capacity(records)),
         ))
     }
 }
@@ -74,8 +87,8 @@ pub(crate) struct Routing {
     pub(crate) map: Option<Arc<ShardMap>>,
     pub(crate) shard_ids: Vec<Arc<str>>,
     pub(crate) buffers: Vec<Mutex<ShardBuffer>>,
-    /// Records that arrived before the first shard map.
-    pub(crate) unrouted: Mutex<Vec<(UserRecord, Ticket)>>,
+    /// Records that arrived before the first shard map, in arrival order.
+    pub(crate) unrouted: Mutex<VecDeque<(UserRecord, Ticket)>>,
     pub(crate) retired: AtomicBool,
 }
 
@@ -94,7 +107,7 @@ impl Routing {
             map,
             shard_ids,
             buffers,
-            unrouted: Mutex::new(Vec::new()),
+            unrouted: Mutex::new(VecDeque::new()),
             retired: AtomicBool::new(false),
         }
     }
@@ -157,7 +170,7 @@ impl StreamPipeline {
                 return Err((record, ticket));
             }
             let was_empty = unrouted.is_empty();
-            unrouted.push((record, ticket));
+            unrouted.push_back((record, ticket));
             drop(unrouted);
             if was_empty {
                 let _ = self.commands.send(Command::Unrouted);
@@ -174,23 +187,32 @@ impl StreamPipeline {
         }
         let sealed = self.add(&mut buffer, record, ticket);
         drop(buffer);
-        for (packer, tickets) in sealed.into_iter().flatten() {
-            self.send_sealed(routing.shard_ids[index].clone(), packer, tickets);
+        if let Some(sealed) = sealed {
+            for (packer, tickets) in sealed {
+                self.send_sealed(routing.shard_ids[index].clone(), packer, tickets);
+            }
         }
         Ok(())
     }
 
     /// Adds to a locked buffer; returns what became full (at most two: the
     /// previous contents, and this record if it fills a packer alone).
+    ///
+    /// `None` in the common case: the packers are large values, and moving
+    /// an array of two optional ones out of here for every record was a
+    /// visible share of the caller's cost.
     fn add(
         &self,
         buffer: &mut ShardBuffer,
         record: UserRecord,
         ticket: Ticket,
-    ) -> [Option<(Packer, Vec<Ticket>)>; 2] {
-        let mut sealed = [None, None];
+    ) -> Option<Vec<(Packer, Vec<Ticket>)>> {
+        let mut sealed = None;
         if let Err(record) = buffer.packer.try_add(record) {
-            sealed[0] = buffer.take_contents(self.packing);
+            let hint = buffer.tickets.len();
+            sealed = buffer
+                .take_contents_sized(self.packing, hint)
+                .map(|contents| vec![contents]);
             // An empty packer takes any record.
             if buffer.packer.try_add(record).is_err() {
                 unreachable!("an empty packer accepts any record");
@@ -200,8 +222,10 @@ impl StreamPipeline {
             buffer.oldest = Some(ticket.received_at);
         }
         buffer.tickets.push(ticket);
-        if buffer.packer.is_full() {
-            sealed[1] = buffer.take_contents(self.packing);
+        if buffer.packer.is_full()
+            && let Some(contents) = buffer.take_contents(self.packing)
+        {
+            sealed.get_or_insert_with(Vec::new).push(contents);
         }
         sealed
     }

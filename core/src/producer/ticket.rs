@@ -96,11 +96,7 @@ impl Ticket {
     }
 
     pub(crate) fn fail(mut self, kind: FailureKind, code: Option<String>, message: String) {
-        let m = &self.accounting.metrics;
-        m.user_records_failed.fetch_add(1, Relaxed);
-        if kind == FailureKind::Expired {
-            m.user_record_expired.fetch_add(1, Relaxed);
-        }
+        self.count_failure(kind);
         let attempts = std::mem::take(&mut self.attempts);
         self.finish(Err(DeliveryError {
             kind,
@@ -110,12 +106,28 @@ impl Ticket {
         }));
     }
 
+    fn count_failure(&self, kind: FailureKind) {
+        let m = &self.accounting.metrics;
+        m.user_records_failed.fetch_add(1, Relaxed);
+        if kind == FailureKind::Expired {
+            m.user_record_expired.fetch_add(1, Relaxed);
+        }
+    }
+
     fn finish(&mut self, result: DeliveryResult) {
-        let Some(notify) = self.notify.take() else {
-            return;
-        };
         // Notify first, then release: once nothing is outstanding, every
         // callback has run, so `flush` returning means all results are in.
+        if self.deliver(result) {
+            self.accounting.capacity.release(self.reserved_bytes);
+        }
+    }
+
+    /// Hands `result` to the caller without giving the buffer room back;
+    /// false if this ticket had already completed.
+    fn deliver(&mut self, result: DeliveryResult) -> bool {
+        let Some(notify) = self.notify.take() else {
+            return false;
+        };
         match notify {
             Notify::Future(tx) => {
                 // The caller may have dropped the future; that is their
@@ -128,28 +140,106 @@ impl Ticket {
                 }
             }
         }
-        self.accounting.capacity.release(self.reserved_bytes);
+        true
     }
 }
 
-impl Drop for Ticket {
-    /// A ticket that reaches the end of its life without a result (a bug, or
-    /// a panic unwinding the pipeline) still completes: nothing is dropped
-    /// silently.
-    fn drop(&mut self) {
-        if self.notify.is_some() {
-            self.accounting
-                .metrics
-                .user_records_failed
-                .fetch_add(1, Relaxed);
-            let attempts = std::mem::take(&mut self.attempts);
-            self.finish(Err(DeliveryError {
-                kind: FailureKind::Closed,
-                code: None,
-                message: "the producer closed while this record was in flight; it may or may not have been stored".into(),
-                attempts,
-            }));
+/// Completes the tickets of a stored envelope (all of one record), then
+/// gives their buffer room back in one step: one update of the shared
+/// counters and at most one wake-up per envelope instead of per record.
+/// The last ticket takes `shard_id` and `sequence_number` without a copy.
+pub(crate) fn succeed_all(
+    tickets: Vec<Ticket>,
+    shard_id: Option<String>,
+    sequence_number: String,
+    aggregated: bool,
+) {
+    let mut release = Release::default();
+    let count = tickets.len();
+    let mut ids = Some((shard_id, sequence_number));
+    for (i, mut ticket) in tickets.into_iter().enumerate() {
+        let (shard_id, sequence_number) = if i + 1 == count {
+            ids.take().expect("taken only by the last ticket")
+        } else {
+            let (shard_id, sequence_number) = ids.as_ref().expect("present until the last");
+            (shard_id.clone(), sequence_number.clone())
+        };
+        let attempts = std::mem::take(&mut ticket.attempts);
+        let result = Ok(DeliveryReport {
+            shard_id,
+            sequence_number,
+            attempts,
+            aggregated,
+        });
+        if ticket.deliver(result) {
+            release.add(&ticket);
         }
+    }
+    drop(release);
+}
+
+/// Fails every ticket of an envelope with the same reason, then gives
+/// their buffer room back in one step (see [`succeed_all`]).
+pub(crate) fn fail_all(
+    tickets: Vec<Ticket>,
+    kind: FailureKind,
+    code: Option<String>,
+    message: &str,
+) {
+    let mut release = Release::default();
+    for mut ticket in tickets {
+        ticket.count_failure(kind);
+        let attempts = std::mem::take(&mut ticket.attempts);
+        let result = Err(DeliveryError {
+            kind,
+            code: code.clone(),
+            message: message.to_owned(),
+            attempts,
+        });
+        if ticket.deliver(result) {
+            release.add(&ticket);
+        }
+    }
+    drop(release);
+}
+
+/// Buffer room of completed tickets, given back together when dropped. Tickets of one
+/// envelope share their accounting; a change of accounting releases what
+/// was gathered so far.
+#[derive(Default)]
+struct Release {
+    accounting: Option<Arc<Accounting>>,
+    bytes: usize,
+    records: usize,
+}
+
+impl Release {
+    fn add(&mut self, ticket: &Ticket) {
+        if let Some(current) = &self.accounting
+            && !Arc::ptr_eq(current, &ticket.accounting)
+        {
+            self.finish_mut();
+        }
+        if self.accounting.is_none() {
+            self.accounting = Some(ticket.accounting.clone());
+        }
+        self.bytes += ticket.reserved_bytes;
+        self.records += 1;
+    }
+
+    fn finish_mut(&mut self) {
+        if let Some(accounting) = self.accounting.take() {
+            accounting.capacity.release_many(self.bytes, self.records);
+        }
+        self.bytes = 0;
+        self.records = 0;
+    }
+}
+
+impl Drop for Release {
+    /// Also on unwinding: room gathered so far is never lost.
+    fn drop(&mut self) {
+        self.finish_mut();
     }
 }
 
