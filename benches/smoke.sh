@@ -6,10 +6,10 @@
 # shardline-load already (CI: target/debug, built by scripts/test.sh), which
 # also skips the build. Ends with an "N passed, M failed" line.
 # Runs: the end-to-end suite, the utilisation suite (4 s), the dead-endpoint
-# memory suite (3 s),
-# and the Python script if an interpreter with shardline is given in
-# $SHARDLINE_PYTHON. The KPL is not run here: see BENCHMARKS.md for why it
-# cannot run against the emulator yet. Exits non-zero on any failure.
+# memory suite (3 s), Shardline against the Java KPL (5,000 records each;
+# needs java and mvn, which fetches the KPL from Maven Central), and the
+# Python script if an interpreter with shardline is given in
+# $SHARDLINE_PYTHON. Exits non-zero on any failure.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -26,6 +26,8 @@ py=python3
 python3 benches/run.py e2e --smoke --reps 1
 python3 benches/run.py utilisation --smoke --who shardline
 python3 benches/run.py memory --smoke --who shardline
+mvn -q -f benches/kpl/pom.xml package -DskipTests
+python3 benches/run.py kpl --smoke --reps 1
 if [[ -n "${SHARDLINE_PYTHON:-}" ]]; then
     python3 benches/run.py python --smoke --reps 1 --python "$SHARDLINE_PYTHON"
 fi
@@ -41,6 +43,13 @@ for r in e2e:
 util = json.load(open("benches/results/utilisation-smoke.json"))["runs"]
 if not all(r["window"]["accepted_bytes"] > 0 for r in util):
     print("utilisation smoke: nothing delivered"); ok = False
+kpl = json.load(open("benches/results/kpl-smoke.json"))["runs"]
+if sorted(r["harness"] for r in kpl) != ["kpl", "shardline"]:
+    print("kpl smoke: expected one Shardline and one KPL run"); ok = False
+for r in kpl:
+    if not (r["delivered"] > 0 and r["failed"] == 0 and r.get("readback_ok")):
+        print("kpl smoke run failed:", {k: r.get(k) for k in ("harness", "delivered", "failed", "readback_ok")})
+        ok = False
 mem = json.load(open("benches/results/memory-smoke.json"))["runs"]
 if not all(r["tree_peak_rss_bytes"] > 0 and r["rss_timeline"] for r in mem):
     print("memory smoke: no RSS samples"); ok = False
@@ -55,7 +64,7 @@ fi
 python3 benches/plot.py --smoke
 echo "smoke: $((SECONDS - built)) s after builds ($((built - start)) s building)"
 # One line for the test script's count: the harness runs (e2e, utilisation,
-# memory) got this far under `set -e`; the checks above decide the verdict.
+# memory, kpl) got this far under `set -e`; the checks above decide the verdict.
 if [[ "$checks" == passed ]]; then
     echo "1 passed, 0 failed"
 else
