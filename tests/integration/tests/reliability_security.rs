@@ -125,6 +125,15 @@ fn a_missing_ca_bundle_is_a_setup_error() {
     assert!(err.to_string().contains("/no/such/ca.pem"), "{err}");
 }
 
+/// A short-timeout config for `endpoint` carrying the planted credentials.
+fn planted_config(endpoint: &str) -> Config {
+    let mut config = short(local_config(endpoint));
+    config.set("aws_access_key_id", KEY_ID).unwrap();
+    config.set("aws_secret_access_key", SECRET).unwrap();
+    config.set("aws_session_token", TOKEN).unwrap();
+    config
+}
+
 #[test]
 fn credentials_never_show_in_logs_debug_errors_or_metrics() {
     let logs = captured_logs();
@@ -135,13 +144,7 @@ fn credentials_never_show_in_logs_debug_errors_or_metrics() {
             .with_stream("s", 1),
     )
     .unwrap();
-    let planted = || {
-        let mut config = short(local_config(&emulator.endpoint()));
-        config.set("aws_access_key_id", KEY_ID).unwrap();
-        config.set("aws_secret_access_key", SECRET).unwrap();
-        config.set("aws_session_token", TOKEN).unwrap();
-        config
-    };
+    let planted = || planted_config(&emulator.endpoint());
 
     // A working producer, then the same credentials refused as expired.
     let producer = Producer::new(planted()).unwrap();
@@ -308,13 +311,7 @@ fn child_panics_with_planted_credentials() {
             .with_stream("s", 1),
     )
     .unwrap();
-    let planted = || {
-        let mut config = short(local_config(&emulator.endpoint()));
-        config.set("aws_access_key_id", KEY_ID).unwrap();
-        config.set("aws_secret_access_key", SECRET).unwrap();
-        config.set("aws_session_token", TOKEN).unwrap();
-        config
-    };
+    let planted = || planted_config(&emulator.endpoint());
     // A panic on a thread of ours: the hook prints it, the join contains it.
     let panics_on_a_thread = |body: Box<dyn FnOnce() + Send>| {
         assert!(std::thread::spawn(body).join().is_err(), "it panicked");
