@@ -116,21 +116,83 @@ impl TokenBucket {
     }
 }
 
-/// What the service counts: bytes and records sent in the last second.
+/// What the service counts: bytes and records that arrived in the last
+/// second.
+///
+/// The service counts a record in the second it *arrives*, which we never
+/// see: it is somewhere between our send and the response. Counting sends
+/// alone is not enough at the quota: if record `k` travels slowly and record
+/// `k + n`, sent exactly a second later, travels fast, the service sees both
+/// in one second and throttles. So an entry sent in a request stays in the
+/// window until a second after it was sent *plus* how much slower than the
+/// quickest recent response its own response was (the part of its latency
+/// that may have delayed its arrival more than a later record's). An entry
+/// whose response has not come yet stays at least `IN_FLIGHT_HOLD`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RollingWindow {
-    sends: VecDeque<(Instant, u64)>,
+    entries: VecDeque<WindowEntry>,
+    bytes: u64,
+    /// The last `in_flight` entries have had no response yet.
+    in_flight: usize,
+    /// The quickest response lately, from the send to the response.
+    base_latency: WindowedMin,
+}
+
+/// The least of the values seen during the last one to two
+/// `BASE_LATENCY_PERIOD`s (zero during the first): old enough to hold
+/// through a burst of slow responses, young enough to follow a lasting
+/// change of path.
+#[derive(Debug, Clone, Copy, Default)]
+struct WindowedMin {
+    current: Option<(Instant, Duration)>,
+    previous: Option<Duration>,
+}
+
+const BASE_LATENCY_PERIOD: Duration = Duration::from_secs(5);
+
+impl WindowedMin {
+    fn add(&mut self, value: Duration, now: Instant) -> Duration {
+        match &mut self.current {
+            Some((since, least)) if now.saturating_duration_since(*since) < BASE_LATENCY_PERIOD => {
+                *least = (*least).min(value);
+            }
+            current => {
+                self.previous = current.map(|(_, least)| least);
+                *current = Some((now, value));
+            }
+        }
+        // Until a whole period has been seen the least is not known, and a
+        // guess too high would let records arrive inside one second: count
+        // from zero (every entry's whole latency is its guard).
+        match (self.previous, self.current) {
+            (Some(previous), Some((_, current))) => previous.min(current),
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct WindowEntry {
+    sent_at: Instant,
+    expires_at: Instant,
     bytes: u64,
 }
 
+/// How long an entry with no response yet stays in the window, at most,
+/// past its second: a response that never comes must not block the shard.
+const IN_FLIGHT_HOLD: Duration = Duration::from_secs(2);
+
 impl RollingWindow {
     fn expire(&mut self, now: Instant) {
-        while let Some(&(at, bytes)) = self.sends.front() {
-            if now.saturating_duration_since(at) < WINDOW {
+        while let Some(front) = self.entries.front() {
+            if front.expires_at > now {
                 break;
             }
-            self.sends.pop_front();
-            self.bytes -= bytes;
+            if self.in_flight == self.entries.len() {
+                self.in_flight -= 1;
+            }
+            self.bytes -= front.bytes;
+            self.entries.pop_front();
         }
     }
 
@@ -139,9 +201,9 @@ impl RollingWindow {
     /// still goes.
     fn admits(&mut self, bytes: u64, byte_limit: f64, record_limit: f64, now: Instant) -> bool {
         self.expire(now);
-        self.sends.is_empty()
+        self.entries.is_empty()
             || ((self.bytes + bytes) as f64 <= byte_limit
-                && (self.sends.len() + 1) as f64 <= record_limit)
+                && (self.entries.len() + 1) as f64 <= record_limit)
     }
 
     /// How long until [`RollingWindow::admits`] holds.
@@ -155,22 +217,53 @@ impl RollingWindow {
         if self.admits(bytes, byte_limit, record_limit, now) {
             return Duration::ZERO;
         }
-        let (mut sum, mut count) = (self.bytes, self.sends.len());
-        for &(at, sent) in &self.sends {
-            sum -= sent;
+        let (mut sum, mut count) = (self.bytes, self.entries.len());
+        for entry in &self.entries {
+            sum -= entry.bytes;
             count -= 1;
             if count == 0
                 || ((sum + bytes) as f64 <= byte_limit && (count + 1) as f64 <= record_limit)
             {
-                return (at + WINDOW).saturating_duration_since(now);
+                return entry.expires_at.saturating_duration_since(now);
             }
         }
         Duration::ZERO
     }
 
+    /// Accounts a record the service has counted already (it answered).
     fn record(&mut self, bytes: u64, now: Instant) {
-        self.sends.push_back((now, bytes));
+        self.push(bytes, now, now + WINDOW);
+    }
+
+    /// Accounts a record sent at `now` whose response is still to come.
+    fn record_in_flight(&mut self, bytes: u64, now: Instant) {
+        self.push(bytes, now, now + WINDOW + IN_FLIGHT_HOLD);
+        self.in_flight += 1;
+    }
+
+    fn push(&mut self, bytes: u64, sent_at: Instant, expires_at: Instant) {
+        self.entries.push_back(WindowEntry {
+            sent_at,
+            expires_at,
+            bytes,
+        });
         self.bytes += bytes;
+    }
+
+    /// The response for the oldest record in flight came at `now`.
+    /// Responses are matched in send order: one shard's records of
+    /// overlapping requests may answer out of order, which only moves the
+    /// latencies between those records.
+    fn settle(&mut self, now: Instant) {
+        if self.in_flight == 0 {
+            return;
+        }
+        let index = self.entries.len() - self.in_flight;
+        self.in_flight -= 1;
+        let entry = &mut self.entries[index];
+        let latency = now.saturating_duration_since(entry.sent_at);
+        let base = self.base_latency.add(latency, now);
+        entry.expires_at = entry.sent_at + WINDOW + (latency - base);
     }
 }
 
@@ -290,7 +383,7 @@ impl RateLimiter {
         self.bytes.take(bytes as f64);
         self.records.take(1.0);
         if let Some(w) = &mut self.window {
-            w.record(bytes as u64, now);
+            w.record_in_flight(bytes as u64, now);
         }
     }
 
@@ -333,13 +426,14 @@ impl RateLimiter {
             .as_secs_f64();
         let bytes = self.accepted.bytes as f64 / span / self.quota.bytes_per_second as f64;
         let records =
-            self.accepted.sends.len() as f64 / span / self.quota.records_per_second as f64;
+            self.accepted.entries.len() as f64 / span / self.quota.records_per_second as f64;
         bytes.max(records)
     }
 
     /// The shard throttled a record: cut the rate (once per congestion
     /// event).
     pub(crate) fn on_throttled(&mut self, now: Instant) {
+        self.on_response(now);
         self.throttle_events += 1;
         if !self.adaptive {
             return;
@@ -351,7 +445,7 @@ impl RateLimiter {
             return;
         }
         let goodput = self.goodput_fraction(now);
-        let (throttled_at, cut_to) = if self.accepted.sends.is_empty() {
+        let (throttled_at, cut_to) = if self.accepted.entries.is_empty() {
             // Nothing accepted lately, so no evidence of our share (a new
             // limiter whose first puts were throttled): a plain cut.
             (self.fraction, self.fraction * SHARED_FACTOR)
@@ -371,6 +465,7 @@ impl RateLimiter {
     /// The shard accepted a record of `bytes`: remember it for the goodput,
     /// and raise the rate towards the cap.
     pub(crate) fn on_success(&mut self, bytes: usize, now: Instant) {
+        self.on_response(now);
         if self.adaptive {
             self.accepted.expire(now);
             self.accepted.record(bytes as u64, now);
@@ -396,6 +491,15 @@ impl RateLimiter {
         self.fraction = (self.fraction + step * elapsed).min(self.max_fraction);
         self.last_increase = now;
         self.apply_fraction(now);
+    }
+
+    /// A response other than success or throttling (or none: a failed
+    /// request) came for a record sent through [`RateLimiter::take`].
+    /// Success and throttling count as responses themselves.
+    pub(crate) fn on_response(&mut self, now: Instant) {
+        if let Some(w) = &mut self.window {
+            w.settle(now);
+        }
     }
 
     /// The current rate as a fraction of the quota (1.0 = 100%).
@@ -591,6 +695,53 @@ mod tests {
                     .max(Duration::from_micros(10));
             }
         }
+    }
+
+    #[test]
+    fn arrival_jitter_does_not_overfill_the_services_second() {
+        // Responses take 1–31 ms. The service counts a record when it
+        // arrives, at worst just before its response: a slow record
+        // followed a second later by fast ones must still fit its second.
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(shard_quota(), 100, true, start);
+        let size = 50_331; // an aggregate of 1 KiB records
+        let mut now = start;
+        let mut in_flight: VecDeque<Instant> = VecDeque::new(); // response times
+        let mut arrivals: VecDeque<Instant> = VecDeque::new();
+        let mut seed = 12345u64;
+        let end = start + Duration::from_secs(30);
+        let mut sent = 0u32;
+        while now < end {
+            while in_flight.front().is_some_and(|&t| t <= now) {
+                let at = in_flight.pop_front().unwrap();
+                limiter.on_success(size, at);
+                arrivals.push_back(at);
+                while arrivals
+                    .front()
+                    .is_some_and(|&t| at.duration_since(t) >= WINDOW)
+                {
+                    arrivals.pop_front();
+                }
+                assert!(
+                    arrivals.len() * size <= MIB as usize,
+                    "{} arrivals of {size} B within a second",
+                    arrivals.len()
+                );
+            }
+            if limiter.ready(size, now) {
+                limiter.take(size, now);
+                sent += 1;
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let latency = Duration::from_millis(1 + (seed >> 33) % 31);
+                // Sends are spaced far apart, so responses keep their order.
+                let respond_at = (now + latency).max(in_flight.back().copied().unwrap_or(now));
+                in_flight.push_back(respond_at);
+            }
+            now += Duration::from_millis(1);
+        }
+        // And the margin costs little: 20 of these fit in a quota second.
+        let per_second = f64::from(sent) / 30.0;
+        assert!(per_second >= 19.0, "{per_second} sends/s");
     }
 
     #[test]

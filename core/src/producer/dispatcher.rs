@@ -495,13 +495,15 @@ impl Dispatcher {
         let throttled = class == FailureClass::Throttled;
         let shard = (!self.shared.sink.is_firehose()).then_some(&*envelope.shard_id);
         self.pipeline.metrics.error(code, shard, throttled);
-        if let Some(queue) = self.queues.get_mut(&envelope.shard_id)
-            && throttled
-        {
-            queue.limiter.on_throttled(now);
-            self.pipeline
-                .metrics
-                .shard_rate(&envelope.shard_id, queue.limiter.fraction());
+        if let Some(queue) = self.queues.get_mut(&envelope.shard_id) {
+            if throttled {
+                queue.limiter.on_throttled(now);
+                self.pipeline
+                    .metrics
+                    .shard_rate(&envelope.shard_id, queue.limiter.fraction());
+            } else {
+                queue.limiter.on_response(now);
+            }
         }
         if code == "ResourceNotFoundException" {
             self.want_refresh();
