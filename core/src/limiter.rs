@@ -33,17 +33,26 @@ const SOLE_WRITER_SHARE: f64 = 0.85;
 const JITTER_FACTOR: f64 = 0.98;
 /// A producer sharing the shard drops to this fraction of its goodput,
 /// leaving the others room to grow into while it climbs back.
-const SHARED_FACTOR: f64 = 0.85;
+const SHARED_FACTOR: f64 = 0.9;
 /// No single cut goes below this fraction of the current rate: a goodput
 /// measured over a short or unlucky span can be far too low.
 const MAX_CUT: f64 = 0.4;
 /// Throttles closer together than this are one congestion event (one
 /// response often throttles many entries).
 const DECREASE_HOLDOFF: Duration = Duration::from_millis(300);
+/// After a cut to the goodput, the next cut waits a whole window: until
+/// then the goodput still counts sends made at the old rate, and producers
+/// that all cut on the same stale figure undershoot together.
+const SHARED_CUT_HOLDOFF: Duration = WINDOW;
 /// Rate recovery per second of successful sending, as a fraction of the
 /// quota: fast when well below the last throttling point, slow near it.
 const FAST_INCREASE_PER_SECOND: f64 = 0.20;
 const SLOW_INCREASE_PER_SECOND: f64 = 0.005;
+/// "Near" the last throttling point: from this fraction of it upwards. It
+/// sits below `SHARED_FACTOR`, so a producer that shares a shard climbs
+/// slowly straight after its cut; climbing fast back to where the shard
+/// throttled would only throttle it again within a second or two.
+const SLOW_ZONE: f64 = 0.8;
 /// Where adaptive limiting starts: just under the quota, so a lone producer
 /// whose sends jitter by a record or two stays inside the shard's rolling
 /// one-second window.
@@ -296,6 +305,8 @@ pub(crate) struct RateLimiter {
     /// Fraction at which the shard last throttled us.
     throttled_at_fraction: Option<f64>,
     last_decrease: Option<Instant>,
+    /// How long after `last_decrease` throttles are part of the same event.
+    decrease_holdoff: Duration,
     last_increase: Instant,
     throttle_events: u64,
 }
@@ -332,6 +343,7 @@ impl RateLimiter {
             adaptive,
             throttled_at_fraction: None,
             last_decrease: None,
+            decrease_holdoff: DECREASE_HOLDOFF,
             last_increase: now,
             throttle_events: 0,
         };
@@ -440,21 +452,31 @@ impl RateLimiter {
         }
         if self
             .last_decrease
-            .is_some_and(|t| now.saturating_duration_since(t) < DECREASE_HOLDOFF)
+            .is_some_and(|t| now.saturating_duration_since(t) < self.decrease_holdoff)
         {
             return;
         }
         let goodput = self.goodput_fraction(now);
-        let (throttled_at, cut_to) = if self.accepted.entries.is_empty() {
+        let (throttled_at, cut_to, holdoff) = if self.accepted.entries.is_empty() {
             // Nothing accepted lately, so no evidence of our share (a new
             // limiter whose first puts were throttled): a plain cut.
-            (self.fraction, self.fraction * SHARED_FACTOR)
+            (
+                self.fraction,
+                self.fraction * SHARED_FACTOR,
+                DECREASE_HOLDOFF,
+            )
         } else if goodput >= SOLE_WRITER_SHARE {
-            (self.fraction, self.fraction * JITTER_FACTOR)
+            (
+                self.fraction,
+                self.fraction * JITTER_FACTOR,
+                DECREASE_HOLDOFF,
+            )
         } else {
             let share = goodput.min(self.fraction);
-            (share, (share * SHARED_FACTOR).max(self.fraction * MAX_CUT))
+            let cut_to = (share * SHARED_FACTOR).max(self.fraction * MAX_CUT);
+            (share, cut_to, SHARED_CUT_HOLDOFF)
         };
+        self.decrease_holdoff = holdoff;
         self.throttled_at_fraction = Some(throttled_at);
         self.fraction = cut_to.clamp(MIN_FRACTION, self.max_fraction);
         self.last_decrease = Some(now);
@@ -482,7 +504,7 @@ impl RateLimiter {
         }
         let near_last_throttle = self
             .throttled_at_fraction
-            .is_some_and(|t| self.fraction >= t * 0.95);
+            .is_some_and(|t| self.fraction >= t * SLOW_ZONE);
         let step = if near_last_throttle {
             SLOW_INCREASE_PER_SECOND
         } else {
@@ -659,6 +681,23 @@ mod tests {
         let before = limiter.fraction();
         limiter.on_throttled(now);
         assert!((limiter.fraction() - before * MAX_CUT).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_cut_to_the_goodput_waits_a_window_before_the_next() {
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(shard_quota(), 100, true, start);
+        let now = accept_for_a_second(&mut limiter, 52_429, 12, start);
+        limiter.on_throttled(now);
+        let cut = limiter.fraction();
+        // Half a second on, the goodput still counts sends made before
+        // the cut: another throttle is the same event.
+        limiter.on_throttled(now + WINDOW / 2);
+        assert!(limiter.fraction() >= cut, "{} < {cut}", limiter.fraction());
+        // A window on, the goodput is the new rate's: it may cut again.
+        let much_later = now + WINDOW + Duration::from_millis(1);
+        limiter.on_throttled(much_later);
+        assert!(limiter.fraction() < cut, "{} >= {cut}", limiter.fraction());
     }
 
     #[test]
