@@ -47,12 +47,17 @@ def e2e_table(doc):
 
 def util_table(doc):
     print("| producer | instances | delivered MiB/s | utilisation of 4 MiB/s | "
-          "throttled / delivered (window) | throttled / delivered (incl. drain) |")
-    print("|---|---|---|---|---|---|")
+          "throttled / delivered (window) | throttled / delivered (incl. drain) | "
+          "steady state: utilisation | steady state: throttled / delivered |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in doc["runs"]:
+        def percent(key):
+            return None if r.get(key) is None else 100 * r[key]
+        steady, steady_throttled = percent("steady_utilisation"), percent("steady_throttled_per_delivered")
         print(f"| {r['harness']} | {r['producers']} | {r['delivered_mib_per_s']:.2f} | "
               f"{100 * r['utilisation']:.1f}% | {100 * r['throttled_per_delivered']:.2f}% | "
-              f"{100 * r['throttled_per_delivered_total']:.2f}% |")
+              f"{100 * r['throttled_per_delivered_total']:.2f}% | "
+              f"{fmt(steady, 1)}% | {fmt(steady_throttled, 2)}% |")
 
 
 def memory_table(doc):

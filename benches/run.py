@@ -358,15 +358,25 @@ def suite_utilisation(a):
                 threads = [threading.Thread(target=go, args=(i,)) for i in range(producers)]
                 for t in threads:
                     t.start()
+                # Steady state: from WARM_UP seconds on (start-up of the
+                # process, the first cuts) to the end of the window.
+                warm_up = min(5, secs / 2)
+                time.sleep(max(0.0, warm_up - (time.monotonic() - t0)))
+                warm = emu.stats()
+                t_warm = time.monotonic()
                 # The offered-load window: snapshot the emulator when sending ends.
                 time.sleep(max(0.0, secs - (time.monotonic() - t0)))
-                window = delta(before, emu.stats())
-                window_s = time.monotonic() - t0
+                after = emu.stats()
+                t_end = time.monotonic()
+                window = delta(before, after)
+                window_s = t_end - t0
                 for t in threads:
                     t.join()
                 if errors:
                     raise errors[0]
                 total = delta(before, emu.stats())
+                steady = delta(warm, after)
+                steady_s = t_end - t_warm
                 r = {
                     "harness": who, "producers": producers, "seconds": secs,
                     "offered_records_per_s": total_rate, "record_size": size,
@@ -376,13 +386,18 @@ def suite_utilisation(a):
                     "utilisation": window["accepted_bytes"] / window_s / capacity,
                     "throttled_per_delivered": (window["throttled_records"]
                                                 / max(1, window["accepted_records"])),
+                    "steady_state_from_s": warm_up,
+                    "steady_utilisation": steady["accepted_bytes"] / steady_s / capacity,
+                    "steady_throttled_per_delivered": (steady["throttled_records"]
+                                                       / max(1, steady["accepted_records"])),
                     "throttled_per_delivered_total": (total["throttled_records"]
                                                       / max(1, total["accepted_records"])),
                     "per_producer": [brief(x) | {"producer": x.get("producer")} for x in results],
                     "loadavg": loadavg(),
                 }
                 log({k: r[k] for k in ("harness", "producers", "utilisation",
-                                        "throttled_per_delivered", "delivered_mib_per_s")})
+                                        "throttled_per_delivered", "delivered_mib_per_s",
+                                        "steady_utilisation", "steady_throttled_per_delivered")})
                 runs.append(r)
     finally:
         emu.close()
