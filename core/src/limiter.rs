@@ -135,8 +135,9 @@ impl TokenBucket {
 /// in one second and throttles. So an entry sent in a request stays in the
 /// window until a second after it was sent *plus* how much slower than the
 /// quickest recent response its own response was (the part of its latency
-/// that may have delayed its arrival more than a later record's). An entry
-/// whose response has not come yet stays at least `IN_FLIGHT_HOLD`.
+/// that may have delayed its arrival more than a later record's), up to
+/// `MAX_ARRIVAL_GUARD`. An entry whose response has not come yet stays
+/// until it comes, or `IN_FLIGHT_HOLD` past its second.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RollingWindow {
     entries: VecDeque<WindowEntry>,
@@ -190,6 +191,12 @@ struct WindowEntry {
 /// How long an entry with no response yet stays in the window, at most,
 /// past its second: a response that never comes must not block the shard.
 const IN_FLIGHT_HOLD: Duration = Duration::from_secs(2);
+/// The most a settled entry's stay is stretched. Every stretch slows a
+/// shard that is at its quota (its next send waits for the stretched entry),
+/// so on a path whose latency swings by hundreds of milliseconds (large
+/// requests over a long link) the guard would cost more rate than the
+/// occasional throttle it prevents, and the adaptive cut handles those.
+const MAX_ARRIVAL_GUARD: Duration = Duration::from_millis(50);
 
 impl RollingWindow {
     fn expire(&mut self, now: Instant) {
@@ -272,7 +279,7 @@ impl RollingWindow {
         let entry = &mut self.entries[index];
         let latency = now.saturating_duration_since(entry.sent_at);
         let base = self.base_latency.add(latency, now);
-        entry.expires_at = entry.sent_at + WINDOW + (latency - base);
+        entry.expires_at = entry.sent_at + WINDOW + (latency - base).min(MAX_ARRIVAL_GUARD);
     }
 }
 
