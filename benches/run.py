@@ -41,6 +41,8 @@ TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 BIN_DIR = os.environ.get("SHARDLINE_BIN_DIR", os.path.join(TARGET, "release"))
 EMULATOR = os.path.join(BIN_DIR, "shardline-emulator")
 LOAD = os.path.join(BIN_DIR, "shardline-load")
+# The same harness with mimalloc as the process's allocator (e2e only).
+LOAD_MIMALLOC = os.path.join(BIN_DIR, "shardline-load-mimalloc")
 KPL_DIR = os.path.join(ROOT, "benches", "kpl")
 RESULTS = os.path.join(ROOT, "benches", "results")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -252,7 +254,7 @@ def machine():
 
 
 def brief(r):
-    keys = ("harness", "label", "record_size", "delivered", "failed", "records_per_s", "mb_per_s",
+    keys = ("harness", "allocator", "label", "record_size", "delivered", "failed", "records_per_s", "mb_per_s",
             "tree_cpu_s", "emulator_cpu_s", "tree_peak_rss_bytes", "latency_us_p50",
             "latency_us_p99", "readback_ok")
     return {k: r.get(k) for k in keys if k in r}
@@ -273,13 +275,17 @@ def suite_e2e(a):
             n = 20_000 if a.smoke else E2E_RECORDS[size]
             best = 0.0
             for rep in range(a.reps):
-                r = run_harness([LOAD, "--endpoint", emu.http, "--record-size", str(size),
-                                 "--records", str(n), "--no-rate-limit",
-                                 "--label", f"saturate rep{rep}"], emu)
-                r["mode"] = "saturation"
-                log(brief(r))
-                runs.append(r)
-                best = max(best, r["records_per_s"])
+                # Alternate the allocators within each repetition, so both
+                # see the same machine.
+                for load in (LOAD, LOAD_MIMALLOC):
+                    r = run_harness([load, "--endpoint", emu.http, "--record-size", str(size),
+                                     "--records", str(n), "--no-rate-limit",
+                                     "--label", f"saturate rep{rep}"], emu)
+                    r["mode"] = "saturation"
+                    log(brief(r))
+                    runs.append(r)
+                    if load == LOAD:
+                        best = max(best, r["records_per_s"])
             rate = max(1000.0, best * 0.5)
             secs = 2 if a.smoke else 8
             r = run_harness([LOAD, "--endpoint", emu.http, "--record-size", str(size),
@@ -478,10 +484,11 @@ def main():
                    "(default: $SHARDLINE_BIN_DIR, else target/release)")
     a = p.parse_args()
     if a.bin_dir:
-        global EMULATOR, LOAD
+        global EMULATOR, LOAD, LOAD_MIMALLOC
         EMULATOR = os.path.join(a.bin_dir, "shardline-emulator")
         LOAD = os.path.join(a.bin_dir, "shardline-load")
-    for binary in (EMULATOR, LOAD):
+        LOAD_MIMALLOC = os.path.join(a.bin_dir, "shardline-load-mimalloc")
+    for binary in (EMULATOR, LOAD) + ((LOAD_MIMALLOC,) if a.suite in ("e2e", "all") else ()):
         if a.suite != "python" and not os.access(binary, os.X_OK):
             sys.exit(f"{binary} is missing: build it first (see the docstring) or pass --bin-dir")
     log(f"machine: {machine()}")
