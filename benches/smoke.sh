@@ -5,7 +5,8 @@
 # unless SHARDLINE_BIN_DIR names a directory holding shardline-emulator and
 # shardline-load already (CI: target/debug, built by scripts/test.sh), which
 # also skips the build. Ends with an "N passed, M failed" line.
-# Runs: the end-to-end suite, the utilisation suite (4 s), the dead-endpoint
+# Runs: the end-to-end suite, the utilisation suite (4 s) and its per-second
+# probe (3 s), the dead-endpoint
 # memory suite (3 s), Shardline against the Java KPL (5,000 records each;
 # needs java and mvn, which fetches the KPL from Maven Central), and the
 # Python script if an interpreter with shardline is given in
@@ -25,6 +26,7 @@ built=$SECONDS
 py=python3
 python3 benches/run.py e2e --smoke --reps 1
 python3 benches/run.py utilisation --smoke --who shardline
+python3 benches/probe_utilisation.py --seconds 3 --producers 2
 python3 benches/run.py memory --smoke --who shardline
 mvn -q -f benches/kpl/pom.xml package -DskipTests
 python3 benches/run.py kpl --smoke --reps 1
