@@ -233,14 +233,19 @@ impl RollingWindow {
         if self.admits(bytes, byte_limit, record_limit, now) {
             return Duration::ZERO;
         }
+        // Entries leave from the front only, and an entry may expire after
+        // the ones behind it: the wait is for the latest expiry among those
+        // that must go (the earliest would wake the dispatcher in a loop).
         let (mut sum, mut count) = (self.bytes, self.entries.len());
+        let mut gone_at = now;
         for entry in &self.entries {
             sum -= entry.bytes;
             count -= 1;
+            gone_at = gone_at.max(entry.expires_at);
             if count == 0
                 || ((sum + bytes) as f64 <= byte_limit && (count + 1) as f64 <= record_limit)
             {
-                return entry.expires_at.saturating_duration_since(now);
+                return gone_at.saturating_duration_since(now);
             }
         }
         Duration::ZERO
@@ -788,6 +793,27 @@ mod tests {
         // And the margin costs little: 20 of these fit in a quota second.
         let per_second = f64::from(sent) / 30.0;
         assert!(per_second >= 19.0, "{per_second} sends/s");
+    }
+
+    #[test]
+    fn the_wait_covers_a_stretched_entry_ahead_of_shorter_ones() {
+        let start = Instant::now();
+        let mut window = RollingWindow::default();
+        // Expiries are not always in send order (the recent minimum latency
+        // can rise between two responses, and the stretch is capped). Here
+        // the first entry is stretched and the second, settled with an
+        // earlier clock, is not: it expires first but can only leave after
+        // the first.
+        window.record_in_flight(100, start);
+        window.record_in_flight(100, start + Duration::from_millis(1));
+        window.settle(start + Duration::from_millis(40));
+        window.settle(start + Duration::from_millis(2));
+        let now = start + WINDOW + Duration::from_millis(5);
+        // Room for one more only when both have gone.
+        let wait = window.wait_for(100, 100.0, 1.0, now);
+        assert!(!window.admits(100, 100.0, 1.0, now));
+        assert!(wait > Duration::ZERO, "no wait while the first entry stays");
+        assert!(window.admits(100, 100.0, 1.0, now + wait));
     }
 
     #[test]
