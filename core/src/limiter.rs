@@ -469,25 +469,30 @@ impl RateLimiter {
             return;
         }
         let goodput = self.goodput_fraction(now);
-        let (throttled_at, cut_to, holdoff) = if self.accepted.entries.is_empty() {
-            // Nothing accepted lately, so no evidence of our share (a new
-            // limiter whose first puts were throttled): a plain cut.
-            (
-                self.fraction,
-                self.fraction * SHARED_FACTOR,
-                DECREASE_HOLDOFF,
-            )
-        } else if goodput >= SOLE_WRITER_SHARE {
-            (
-                self.fraction,
-                self.fraction * JITTER_FACTOR,
-                DECREASE_HOLDOFF,
-            )
-        } else {
-            let share = goodput.min(self.fraction);
-            let cut_to = (share * SHARED_FACTOR).max(self.fraction * MAX_CUT);
-            (share, cut_to, SHARED_CUT_HOLDOFF)
-        };
+        let (throttled_at, cut_to, holdoff) =
+            if self.accepted.entries.is_empty() || self.requests.is_some() {
+                // A plain cut when there is no evidence of our share: nothing
+                // accepted lately (a new limiter whose first puts were
+                // throttled), or a quota that also counts requests (Firehose),
+                // where the binding limit may be requests and the goodput in
+                // bytes and records would look like a small share and cut the
+                // rate to a crawl.
+                (
+                    self.fraction,
+                    self.fraction * SHARED_FACTOR,
+                    DECREASE_HOLDOFF,
+                )
+            } else if goodput >= SOLE_WRITER_SHARE {
+                (
+                    self.fraction,
+                    self.fraction * JITTER_FACTOR,
+                    DECREASE_HOLDOFF,
+                )
+            } else {
+                let share = goodput.min(self.fraction);
+                let cut_to = (share * SHARED_FACTOR).max(self.fraction * MAX_CUT);
+                (share, cut_to, SHARED_CUT_HOLDOFF)
+            };
         self.decrease_holdoff = holdoff;
         self.throttled_at_fraction = Some(throttled_at);
         self.fraction = cut_to.clamp(MIN_FRACTION, self.max_fraction);
