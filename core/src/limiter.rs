@@ -822,6 +822,22 @@ mod tests {
     }
 
     #[test]
+    fn a_request_quota_gets_the_plain_cut_whatever_the_goodput() {
+        // Firehose: requests may be the binding limit, so a goodput of
+        // few records is no sign of a small share.
+        let start = Instant::now();
+        let quota = Quota {
+            requests_per_second: Some(40),
+            ..shard_quota()
+        };
+        let mut limiter = RateLimiter::new(quota, 100, true, start);
+        let now = accept_for_a_second(&mut limiter, 100, 20, start);
+        let before = limiter.fraction();
+        limiter.on_throttled(now);
+        assert!((limiter.fraction() - before * SHARED_FACTOR).abs() < 1e-9);
+    }
+
+    #[test]
     fn fixed_mode_ignores_throttling() {
         let now = Instant::now();
         let mut limiter = RateLimiter::new(shard_quota(), 150, false, now);
