@@ -559,6 +559,14 @@ mod tests {
 
     const MIB: u64 = 1024 * 1024;
 
+    /// A Firehose-like quota: the shard's, plus `per_second` requests.
+    fn quota_with_requests(per_second: u64) -> Quota {
+        Quota {
+            requests_per_second: Some(per_second),
+            ..shard_quota()
+        }
+    }
+
     fn shard_quota() -> Quota {
         Quota {
             bytes_per_second: MIB,
@@ -826,11 +834,7 @@ mod tests {
         // Firehose: requests may be the binding limit, so a goodput of
         // few records is no sign of a small share.
         let start = Instant::now();
-        let quota = Quota {
-            requests_per_second: Some(40),
-            ..shard_quota()
-        };
-        let mut limiter = RateLimiter::new(quota, 100, true, start);
+        let mut limiter = RateLimiter::new(quota_with_requests(40), 100, true, start);
         let now = accept_for_a_second(&mut limiter, 100, 20, start);
         let before = limiter.fraction();
         limiter.on_throttled(now);
@@ -849,11 +853,7 @@ mod tests {
     #[test]
     fn request_quota_is_enforced_when_present() {
         let now = Instant::now();
-        let quota = Quota {
-            requests_per_second: Some(10),
-            ..shard_quota()
-        };
-        let mut limiter = RateLimiter::new(quota, 100, false, now);
+        let mut limiter = RateLimiter::new(quota_with_requests(10), 100, false, now);
         assert!(!limiter.request_ready(now), "buckets start empty");
         let later = now + Duration::from_millis(100);
         assert!(limiter.request_ready(later));
