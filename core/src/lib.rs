@@ -71,7 +71,7 @@ pub mod shard_map;
 mod sink;
 
 pub use aggregation::{Aggregator, DeaggregatedRecord, KinesisRecord};
-pub use completion::{Attempt, DeliveryError, DeliveryReport, FailureKind};
+pub use completion::{Attempt, Attempts, DeliveryError, DeliveryReport, FailureKind};
 pub use config::{CONFIG_KEYS, Config, Credentials, FirehoseFraming};
 pub use error::{Error, Result};
 pub use metrics::MetricsSnapshot;

@@ -103,8 +103,8 @@ impl PyDeliveryReport {
 impl From<&shardline::DeliveryReport> for PyDeliveryReport {
     fn from(r: &shardline::DeliveryReport) -> Self {
         PyDeliveryReport {
-            shard_id: r.shard_id.clone(),
-            sequence_number: r.sequence_number.clone(),
+            shard_id: r.shard_id.as_deref().map(str::to_owned),
+            sequence_number: r.sequence_number.to_string(),
             attempts: r.attempts.iter().map(PyAttempt::from).collect(),
             aggregated: r.aggregated,
         }

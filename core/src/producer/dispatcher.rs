@@ -58,8 +58,8 @@ enum Event {
 /// held until the new map says which of its records that shard owns.
 struct Misrouted {
     envelope: Envelope,
-    actual_shard: Option<String>,
-    sequence_number: String,
+    actual_shard: Option<Arc<str>>,
+    sequence_number: Arc<str>,
 }
 
 #[derive(Default)]
@@ -426,6 +426,16 @@ impl Dispatcher {
         now: Instant,
     ) {
         envelope.record_attempt(started, elapsed, None);
+        // Shared by every record of the envelope; the predicted shard's
+        // name is reused when the service agrees with it.
+        let shard_id: Option<Arc<str>> = shard_id.map(|actual| {
+            if actual == *envelope.shard_id {
+                envelope.shard_id.clone()
+            } else {
+                Arc::from(actual)
+            }
+        });
+        let sequence_number: Arc<str> = Arc::from(sequence_number);
         if let Some(queue) = self.queues.get_mut(&envelope.shard_id) {
             queue.limiter.on_success(envelope.size(), now);
             if !self.shared.sink.is_firehose() {
@@ -459,8 +469,8 @@ impl Dispatcher {
     fn complete_stored(
         &self,
         envelope: Envelope,
-        shard_id: Option<String>,
-        sequence_number: String,
+        shard_id: Option<Arc<str>>,
+        sequence_number: Arc<str>,
         started: Instant,
     ) {
         self.pipeline.metrics.kinesis_record_put(

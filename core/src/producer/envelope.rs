@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::packer::Packed;
 use super::ticket::Ticket;
-use crate::completion::Attempt;
+use crate::completion::{Attempt, Attempts};
 use crate::sink::OutRecord;
 
 #[derive(Debug)]
@@ -77,17 +77,14 @@ impl Envelope {
     /// The tickets, each with this envelope's attempts added to its own
     /// history. Every path by which a record leaves an envelope (completion,
     /// re-routing, expiry) goes through here.
+    /// Tickets without an earlier history (the common case) share this
+    /// envelope's.
     pub(crate) fn into_tickets(self) -> Vec<Ticket> {
         let mut tickets = self.tickets;
         if !self.attempts.is_empty() {
+            let attempts = Attempts::from(self.attempts);
             for ticket in &mut tickets {
-                if ticket.attempts.is_empty() {
-                    // An exact-size copy (extending an empty vector would
-                    // allocate room for four).
-                    ticket.attempts = self.attempts.clone();
-                } else {
-                    ticket.attempts.extend(self.attempts.iter().cloned());
-                }
+                ticket.attempts = ticket.attempts.followed_by(&attempts);
             }
         }
         tickets

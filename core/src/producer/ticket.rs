@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::capacity::Capacity;
-use crate::completion::{Attempt, DeliveryError, DeliveryReport, FailureKind};
+use crate::completion::{Attempts, DeliveryError, DeliveryReport, FailureKind};
 use crate::metrics::StreamMetrics;
 
 /// The result of one record: stored, or not and why.
@@ -38,7 +38,7 @@ pub(crate) struct Ticket {
     pub(crate) hash_key: u128,
     /// Bytes reserved in the producer's buffer for this record.
     pub(crate) reserved_bytes: usize,
-    pub(crate) attempts: Vec<Attempt>,
+    pub(crate) attempts: Attempts,
     accounting: Arc<Accounting>,
 }
 
@@ -70,7 +70,7 @@ impl Ticket {
             received_at: Instant::now(),
             hash_key,
             reserved_bytes,
-            attempts: Vec::new(),
+            attempts: Attempts::default(),
             accounting,
         }
     }
@@ -82,8 +82,8 @@ impl Ticket {
 
     pub(crate) fn succeed(
         mut self,
-        shard_id: Option<String>,
-        sequence_number: String,
+        shard_id: Option<Arc<str>>,
+        sequence_number: Arc<str>,
         aggregated: bool,
     ) {
         let attempts = std::mem::take(&mut self.attempts);
@@ -147,27 +147,19 @@ impl Ticket {
 /// Completes the tickets of a stored envelope (all of one record), then
 /// gives their buffer room back in one step: one update of the shared
 /// counters and at most one wake-up per envelope instead of per record.
-/// The last ticket takes `shard_id` and `sequence_number` without a copy.
+/// The records share `shard_id` and `sequence_number`.
 pub(crate) fn succeed_all(
     tickets: Vec<Ticket>,
-    shard_id: Option<String>,
-    sequence_number: String,
+    shard_id: Option<Arc<str>>,
+    sequence_number: Arc<str>,
     aggregated: bool,
 ) {
     let mut release = Release::default();
-    let count = tickets.len();
-    let mut ids = Some((shard_id, sequence_number));
-    for (i, mut ticket) in tickets.into_iter().enumerate() {
-        let (shard_id, sequence_number) = if i + 1 == count {
-            ids.take().expect("taken only by the last ticket")
-        } else {
-            let (shard_id, sequence_number) = ids.as_ref().expect("present until the last");
-            (shard_id.clone(), sequence_number.clone())
-        };
+    for mut ticket in tickets {
         let attempts = std::mem::take(&mut ticket.attempts);
         let result = Ok(DeliveryReport {
-            shard_id,
-            sequence_number,
+            shard_id: shard_id.clone(),
+            sequence_number: sequence_number.clone(),
             attempts,
             aggregated,
         });
@@ -279,7 +271,7 @@ fn lost() -> DeliveryError {
         kind: FailureKind::Closed,
         code: None,
         message: "the producer shut down before completing this record".into(),
-        attempts: Vec::new(),
+        attempts: Attempts::default(),
     }
 }
 
