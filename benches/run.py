@@ -254,7 +254,7 @@ def machine():
 
 
 def brief(r):
-    keys = ("harness", "allocator", "label", "record_size", "delivered", "failed", "records_per_s", "mb_per_s",
+    keys = ("harness", "allocator", "completion", "label", "record_size", "delivered", "failed", "records_per_s", "mb_per_s",
             "tree_cpu_s", "emulator_cpu_s", "tree_peak_rss_bytes", "latency_us_p50",
             "latency_us_p99", "readback_ok")
     return {k: r.get(k) for k in keys if k in r}
@@ -275,16 +275,20 @@ def suite_e2e(a):
             n = 20_000 if a.smoke else E2E_RECORDS[size]
             best = 0.0
             for rep in range(a.reps):
-                # Alternate the allocators within each repetition, so both
-                # see the same machine.
-                for load in (LOAD, LOAD_MIMALLOC):
+                # Alternate the variants within each repetition, so all
+                # see the same machine: completions to one handler (the
+                # default) with each allocator, and a boxed callback per
+                # record with the system allocator.
+                for load, completion in ((LOAD, "handler"), (LOAD_MIMALLOC, "handler"),
+                                         (LOAD, "callback")):
                     r = run_harness([load, "--endpoint", emu.http, "--record-size", str(size),
                                      "--records", str(n), "--no-rate-limit",
+                                     "--completion", completion,
                                      "--label", f"saturate rep{rep}"], emu)
                     r["mode"] = "saturation"
                     log(brief(r))
                     runs.append(r)
-                    if load == LOAD:
+                    if load == LOAD and completion == "handler":
                         best = max(best, r["records_per_s"])
             rate = max(1000.0, best * 0.5)
             secs = 2 if a.smoke else 8

@@ -8,7 +8,10 @@
 //! partition keys, all built before the clock starts. Without `--rate` it
 //! sends as fast as the producer accepts (blocking send at the buffer cap)
 //! and measures throughput; with `--rate R` it paces sends to R records/s
-//! and measures delivery latency (send call to completion callback).
+//! and measures delivery latency (send call to completion).
+//! Completions go to one `DeliveryHandler` with a per-record tag (the
+//! producer's allocation-free path); `--completion callback` uses a boxed
+//! callback per record instead.
 //! `--seconds S` instead of `--records` runs for a fixed time.
 //!
 //! Printed: records sent / delivered / failed, wall seconds from the first
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-use shardline::{Config, Producer, UserRecord};
+use shardline::{Config, DeliveryHandler, DeliveryResult, Producer, UserRecord};
 use shardline_benches::{cpu_seconds_self, make_keys, make_payload, peak_rss_bytes_self};
 
 #[derive(Debug, Parser)]
@@ -79,16 +82,56 @@ struct Args {
     /// CPU, completions. 0 = never.
     #[arg(long, default_value_t = 0)]
     progress_ms: u64,
+    /// How each record reports its completion.
+    #[arg(long, value_enum, default_value_t = Completion::Handler)]
+    completion: Completion,
     /// Free-form label copied into the output.
     #[arg(long, default_value = "")]
     label: String,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Completion {
+    /// One shared `DeliveryHandler`; the tag carries the send time.
+    Handler,
+    /// A boxed closure per record (`send_blocking_with_callback`).
+    Callback,
+}
+
 struct Counts {
+    start: Instant,
     ok: AtomicU64,
     failed: AtomicU64,
     last_done_nanos: AtomicU64,
     latency: Option<Mutex<Histogram<u64>>>,
+}
+
+impl Counts {
+    /// Counts one completion; `sent_nanos` is the send time (nanoseconds
+    /// after `start`) when the record's latency is timed.
+    fn done(&self, result: &DeliveryResult, sent_nanos: Option<u64>) {
+        if result.is_ok() {
+            self.ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(sent) = sent_nanos {
+            let now = self.start.elapsed().as_nanos() as u64;
+            self.last_done_nanos.fetch_max(now, Ordering::Relaxed);
+            if let Some(h) = &self.latency {
+                let micros = now.saturating_sub(sent) / 1000;
+                h.lock().saturating_record(micros.max(1));
+            }
+        }
+    }
+}
+
+/// Tag 0 means "not timed"; a timed record's tag is its send time in
+/// nanoseconds after `start`, plus one.
+impl DeliveryHandler for &'static Counts {
+    fn delivered(&self, tag: u64, result: DeliveryResult) {
+        self.done(&result, tag.checked_sub(1));
+    }
 }
 
 /// The whole program; `allocator` names the global allocator the binary
@@ -127,6 +170,7 @@ pub(crate) fn main(allocator: &str) -> Result<(), Box<dyn std::error::Error>> {
     // traffic between the sending and the delivering thread to the cost
     // being measured.
     let counts: &'static Counts = Box::leak(Box::new(Counts {
+        start: Instant::now(),
         ok: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         last_done_nanos: AtomicU64::new(0),
@@ -134,8 +178,9 @@ pub(crate) fn main(allocator: &str) -> Result<(), Box<dyn std::error::Error>> {
             Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"))
         }),
     }));
+    let handler: Arc<dyn DeliveryHandler> = Arc::new(counts);
     let cpu_before = cpu_seconds_self();
-    let start = Instant::now();
+    let start = counts.start;
     let deadline = args.seconds.map(|s| start + Duration::from_secs_f64(s));
     let per_thread = args.records / args.threads as u64;
     let rate_per_thread = args.rate / args.threads as f64;
@@ -174,6 +219,7 @@ pub(crate) fn main(allocator: &str) -> Result<(), Box<dyn std::error::Error>> {
             let stream = args.stream.clone();
             let sent_total = sent_total.clone();
             let refused_total = refused_total.clone();
+            let handler = handler.clone();
             scope.spawn(move || {
                 let mut sent = 0u64;
                 let mut refused = 0u64;
@@ -199,29 +245,22 @@ pub(crate) fn main(allocator: &str) -> Result<(), Box<dyn std::error::Error>> {
                     // they are a visible share of the per-record cost being
                     // measured. Without them the run ends when the flush
                     // returns (every callback has run by then).
-                    let sent_at = want_latency.then(Instant::now);
-                    let result = producer.send_blocking_with_callback(
-                        &stream,
-                        record,
-                        None,
-                        Box::new(move |result| {
-                            if result.is_ok() {
-                                counts.ok.fetch_add(1, Ordering::Relaxed);
-                            } else {
-                                counts.failed.fetch_add(1, Ordering::Relaxed);
-                            }
-                            if let Some(sent_at) = sent_at {
-                                let now = Instant::now();
-                                counts
-                                    .last_done_nanos
-                                    .fetch_max((now - start).as_nanos() as u64, Ordering::Relaxed);
-                                if let Some(h) = &counts.latency {
-                                    let micros = (now - sent_at).as_micros() as u64;
-                                    h.lock().saturating_record(micros.max(1));
-                                }
-                            }
-                        }),
-                    );
+                    let sent_nanos = want_latency.then(|| start.elapsed().as_nanos() as u64);
+                    let result = match args.completion {
+                        Completion::Handler => producer.send_blocking_with_handler(
+                            &stream,
+                            record,
+                            None,
+                            &handler,
+                            sent_nanos.map_or(0, |n| n + 1),
+                        ),
+                        Completion::Callback => producer.send_blocking_with_callback(
+                            &stream,
+                            record,
+                            None,
+                            Box::new(move |result| counts.done(&result, sent_nanos)),
+                        ),
+                    };
                     match result {
                         Ok(()) => sent += 1,
                         Err(_) => {
@@ -273,6 +312,10 @@ pub(crate) fn main(allocator: &str) -> Result<(), Box<dyn std::error::Error>> {
         "harness": "shardline",
         "label": args.label,
         "allocator": allocator,
+        "completion": match args.completion {
+            Completion::Handler => "handler",
+            Completion::Callback => "callback",
+        },
         "record_size": args.record_size,
         "keys": args.keys,
         "threads": args.threads,

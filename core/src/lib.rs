@@ -78,7 +78,7 @@ pub use metrics::MetricsSnapshot;
 #[doc(hidden)]
 pub use producer::bench_support;
 pub use producer::{
-    DeliveryCallback, DeliveryFuture, DeliveryResult, Producer, SendError, Service,
+    DeliveryCallback, DeliveryFuture, DeliveryHandler, DeliveryResult, Producer, SendError, Service,
 };
 pub use record::UserRecord;
 pub use shard_map::{Shard, ShardMap};

@@ -31,7 +31,7 @@ mod packer;
 mod routing;
 mod ticket;
 
-pub use ticket::{DeliveryCallback, DeliveryFuture, DeliveryResult};
+pub use ticket::{DeliveryCallback, DeliveryFuture, DeliveryHandler, DeliveryResult};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -363,6 +363,36 @@ impl Producer {
         callback: DeliveryCallback,
     ) -> Result<(), SendError> {
         self.send_blocking_notify(stream, record, timeout, Notify::Callback(callback))
+    }
+
+    /// Like [`Producer::try_send`], reporting to `handler` with `tag`
+    /// (see [`DeliveryHandler`]: no allocation per record).
+    pub fn try_send_with_handler(
+        &self,
+        stream: &str,
+        record: UserRecord,
+        handler: &Arc<dyn DeliveryHandler>,
+        tag: u64,
+    ) -> Result<(), SendError> {
+        self.try_send_notify(stream, record, Notify::Handler(handler.clone(), tag))
+    }
+
+    /// Like [`Producer::send_blocking`], reporting to `handler` with `tag`
+    /// (see [`DeliveryHandler`]: no allocation per record).
+    pub fn send_blocking_with_handler(
+        &self,
+        stream: &str,
+        record: UserRecord,
+        timeout: Option<Duration>,
+        handler: &Arc<dyn DeliveryHandler>,
+        tag: u64,
+    ) -> Result<(), SendError> {
+        self.send_blocking_notify(
+            stream,
+            record,
+            timeout,
+            Notify::Handler(handler.clone(), tag),
+        )
     }
 
     fn try_send_notify(

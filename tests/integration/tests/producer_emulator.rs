@@ -1,9 +1,11 @@
 //! The Kinesis producer end to end against the project's emulator: the only
 //! local server that throttles and injects faults.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use shardline::{Error, FailureKind, Producer, UserRecord};
+use shardline::{DeliveryHandler, DeliveryResult, Error, FailureKind, Producer, UserRecord};
 use shardline_emulator::{Emulator, EmulatorConfig, Faults, Stall};
 use shardline_integration::{
     consumer_view, kinesis_client, local_config, multiset, send_from_threads, workload,
@@ -258,6 +260,107 @@ fn injected_faults_lose_nothing() {
     );
     let stats = emulator.stats();
     assert!(stats.requests.injected_internal_errors + stats.requests.injected_unavailable > 0);
+    producer.close_blocking(None).unwrap();
+}
+
+#[test]
+fn a_delivery_handler_gets_every_tag_exactly_once_through_faults() {
+    let faults = Faults {
+        record_failure_probability: 0.3,
+        internal_error_probability: 0.1,
+        seed: Some(11),
+        ..Faults::default()
+    };
+    let emulator = Emulator::start_in_background(
+        EmulatorConfig::default()
+            .without_limits()
+            .with_stream("tagged", 2)
+            .with_faults(faults),
+    )
+    .unwrap();
+    // Small aggregates: many entries, so the faults surely hit some.
+    let config = local_config(&emulator.endpoint())
+        .aggregation_max_size(4096)
+        .min_backoff(Duration::from_millis(10))
+        .max_backoff(Duration::from_millis(100));
+    let producer = Producer::new(config).unwrap();
+    let results: Arc<Mutex<Vec<(u64, DeliveryResult)>>> = Arc::default();
+    let seen = results.clone();
+    let handler: Arc<dyn DeliveryHandler> = Arc::new(move |tag: u64, result| {
+        // A panicking handler is contained; the others still arrive.
+        assert_ne!(tag, 13, "tag 13 panics on purpose");
+        seen.lock().unwrap().push((tag, result));
+    });
+    let records = workload(5_000, 300, 100);
+    let expected = multiset(records.iter().map(|r| (r.partition_key(), &r.data()[..])));
+    for (tag, record) in records.into_iter().enumerate() {
+        let tag = tag as u64;
+        if tag.is_multiple_of(2) {
+            producer.send_blocking_with_handler("tagged", record, None, &handler, tag)
+        } else {
+            producer.try_send_with_handler("tagged", record, &handler, tag)
+        }
+        .unwrap();
+    }
+    // Refused at the door: the handler never hears of it.
+    let refused = producer
+        .try_send_with_handler("tagged", UserRecord::new("", "no key"), &handler, 99_999)
+        .unwrap_err();
+    assert!(
+        matches!(refused.error, Error::EmptyPartitionKey),
+        "{}",
+        refused.error
+    );
+    producer
+        .flush_blocking(Some(Duration::from_secs(60)))
+        .unwrap();
+
+    let results = std::mem::take(&mut *results.lock().unwrap());
+    let mut by_tag: HashMap<u64, usize> = HashMap::new();
+    for (tag, _) in &results {
+        *by_tag.entry(*tag).or_default() += 1;
+    }
+    assert_eq!(results.len(), 4_999, "every tag but the panicking one");
+    assert!(by_tag.values().all(|&n| n == 1), "a tag completed twice");
+    assert!(
+        (0..5_000)
+            .filter(|&t| t != 13)
+            .all(|t| by_tag.contains_key(&t))
+    );
+    // Records of one aggregate share one report's strings and history.
+    let mut shared = 0;
+    let mut by_sequence: HashMap<&str, &shardline::DeliveryReport> = HashMap::new();
+    for (_, result) in &results {
+        let report = result.as_ref().expect("faults are retried until stored");
+        assert!(report.attempts.last().is_some_and(|a| a.is_success()));
+        if let Some(first) = by_sequence.insert(&report.sequence_number, report) {
+            assert!(Arc::ptr_eq(&first.sequence_number, &report.sequence_number));
+            assert!(std::ptr::eq(
+                first.attempts.as_ptr(),
+                report.attempts.as_ptr()
+            ));
+            shared += 1;
+        }
+    }
+    assert!(shared > 0, "records were aggregated");
+    assert!(
+        producer.metrics().totals.all_errors > 0,
+        "faults were injected and seen"
+    );
+
+    let rt = runtime();
+    rt.block_on(async {
+        let client = kinesis_client(&emulator.endpoint()).await;
+        let (read, _) = consumer_view(&client, "tagged").await;
+        let got = multiset(read.iter().map(|r| (r.partition_key.as_str(), &r.data[..])));
+        for (key, count) in &expected {
+            assert!(
+                got.get(key).copied().unwrap_or(0) >= *count,
+                "{:?} missing",
+                key.0
+            );
+        }
+    });
     producer.close_blocking(None).unwrap();
 }
 
