@@ -21,10 +21,13 @@
 //! - **What a completion means.** Every record completes exactly once:
 //!   [`DeliveryReport`] (shard, sequence number, attempts) once the service
 //!   stored it, or [`DeliveryError`] when it was rejected, its `record_ttl`
-//!   ran out, or the producer closed first. Throttled and transiently failed
-//!   records are retried, alone, after a backoff. Delivery is at least
-//!   once: a request that timed out after the service stored it is retried
-//!   and the record stored twice.
+//!   ran out, or the producer closed first. It arrives through a
+//!   [`DeliveryFuture`], a boxed [`DeliveryCallback`], or a call of a shared
+//!   [`DeliveryHandler`] with the tag the record was sent with (the
+//!   `*_with_handler` sends: no allocation per record, the fastest path).
+//!   Throttled and transiently failed records are retried, alone, after a
+//!   backoff. Delivery is at least once: a request that timed out after the
+//!   service stored it is retried and the record stored twice.
 //! - **What `close` does, and what skipping it loses.** [`Producer::close`]
 //!   delivers outstanding records for up to a timeout and fails the rest.
 //!   Dropping the last handle without closing does the same in the
