@@ -55,18 +55,38 @@ fn deliver_and_verify(
         assert!(!report.sequence_number.is_empty());
         assert!(report.attempts.last().is_some_and(|a| a.is_success()));
     }
-    let rt = runtime();
-    rt.block_on(async {
+    assert_read_back(emulator, stream, &expected)
+}
+
+/// Reads `stream` back as a KCL consumer would and checks that every
+/// expected record is there (at least once: with no faults, exactly once).
+/// Returns how many copies a consumer would drop as misrouted.
+fn assert_read_back(
+    emulator: &Emulator,
+    stream: &str,
+    expected: &HashMap<(String, Vec<u8>), usize>,
+) -> usize {
+    runtime().block_on(async {
         let client = kinesis_client(&emulator.endpoint()).await;
         let (read, dropped) = consumer_view(&client, stream).await;
         let got = multiset(read.iter().map(|r| (r.partition_key.as_str(), &r.data[..])));
-        // At least once: every record is there; with no faults, exactly once.
-        for (key, count) in &expected {
+        for (key, count) in expected {
             let n = got.get(key).copied().unwrap_or(0);
             assert!(n >= *count, "record {:?} missing ({n} of {count})", key.0);
         }
         dropped
     })
+}
+
+/// An emulator without quotas whose one stream injects `faults`.
+fn faulty_emulator(stream: &str, shards: u32, faults: Faults) -> Emulator {
+    Emulator::start_in_background(
+        EmulatorConfig::default()
+            .without_limits()
+            .with_stream(stream, shards)
+            .with_faults(faults),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -234,13 +254,7 @@ fn injected_faults_lose_nothing() {
         seed: Some(7),
         ..Faults::default()
     };
-    let emulator = Emulator::start_in_background(
-        EmulatorConfig::default()
-            .without_limits()
-            .with_stream("faulty", 2)
-            .with_faults(faults),
-    )
-    .unwrap();
+    let emulator = faulty_emulator("faulty", 2, faults);
     let config = local_config(&emulator.endpoint())
         .min_backoff(Duration::from_millis(10))
         .max_backoff(Duration::from_millis(200))
@@ -271,13 +285,7 @@ fn a_delivery_handler_gets_every_tag_exactly_once_through_faults() {
         seed: Some(11),
         ..Faults::default()
     };
-    let emulator = Emulator::start_in_background(
-        EmulatorConfig::default()
-            .without_limits()
-            .with_stream("tagged", 2)
-            .with_faults(faults),
-    )
-    .unwrap();
+    let emulator = faulty_emulator("tagged", 2, faults);
     // Small aggregates: many entries, so the faults surely hit some.
     let config = local_config(&emulator.endpoint())
         .aggregation_max_size(4096)
@@ -348,19 +356,7 @@ fn a_delivery_handler_gets_every_tag_exactly_once_through_faults() {
         "faults were injected and seen"
     );
 
-    let rt = runtime();
-    rt.block_on(async {
-        let client = kinesis_client(&emulator.endpoint()).await;
-        let (read, _) = consumer_view(&client, "tagged").await;
-        let got = multiset(read.iter().map(|r| (r.partition_key.as_str(), &r.data[..])));
-        for (key, count) in &expected {
-            assert!(
-                got.get(key).copied().unwrap_or(0) >= *count,
-                "{:?} missing",
-                key.0
-            );
-        }
-    });
+    assert_read_back(&emulator, "tagged", &expected);
     producer.close_blocking(None).unwrap();
 }
 
