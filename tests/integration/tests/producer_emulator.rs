@@ -428,8 +428,15 @@ fn a_full_buffer_refuses_then_recovers() {
     for f in accepted {
         f.wait().expect("delivered once the endpoint answers");
     }
+    // A record's room is given back after its completion is delivered
+    // (once per aggregate), so the last future can resolve a moment before
+    // the room is free: wait for it rather than race it.
     let after = producer
-        .try_send("small", UserRecord::new("k", "after"))
+        .send_blocking(
+            "small",
+            UserRecord::new("k", "after"),
+            Some(Duration::from_secs(5)),
+        )
         .expect("room again");
     producer
         .flush_blocking(Some(Duration::from_secs(10)))
