@@ -76,9 +76,8 @@ impl Envelope {
 
     /// The tickets, each with this envelope's attempts added to its own
     /// history. Every path by which a record leaves an envelope (completion,
-    /// re-routing, expiry) goes through here.
-    /// Tickets without an earlier history (the common case) share this
-    /// envelope's.
+    /// re-routing, expiry) goes through here. Tickets without an earlier
+    /// history (the common case) share this envelope's list.
     pub(crate) fn into_tickets(self) -> Vec<Ticket> {
         let mut tickets = self.tickets;
         if !self.attempts.is_empty() {
