@@ -11,7 +11,7 @@
 //! native future worth having over `concurrent.futures.Future`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use parking_lot::{Condvar, Mutex};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use shardline::{DeliveryResult, Error};
+use shardline::{DeliveryHandler, DeliveryResult, Error, Producer, SendError, UserRecord};
 
 use crate::errors::{delivery_error, new_err, to_py_err, types};
 use crate::report::PyDeliveryReport;
@@ -97,33 +97,14 @@ impl PyCallbackQueue {
     }
 }
 
-/// What the futures of one producer share.
-#[derive(Debug)]
-pub(crate) struct CellShared {
-    pub(crate) queue: Arc<CallbackQueue>,
-    /// Delivery callbacks handed to the core and not yet run or dropped.
-    /// The core releases a record's buffer space just before it calls the
-    /// callback, so its `flush` can return a moment before the last
-    /// futures are done; `flush` waits for this to reach zero as well.
-    pub(crate) armed: AtomicUsize,
-}
-
-impl CellShared {
-    pub(crate) fn new(queue: Arc<CallbackQueue>) -> Arc<Self> {
-        Arc::new(CellShared {
-            queue,
-            armed: AtomicUsize::new(0),
-        })
-    }
-}
-
 /// The state a future shares with the producer thread that completes it.
 #[derive(Debug)]
 pub(crate) struct FutureCell {
     outcome: OnceLock<Outcome>,
     waiters: Mutex<Waiters>,
     done: Condvar,
-    pub(crate) shared: Arc<CellShared>,
+    /// Where it goes when done, if it has done callbacks.
+    queue: Arc<CallbackQueue>,
 }
 
 #[derive(Debug, Default)]
@@ -135,12 +116,12 @@ struct Waiters {
 }
 
 impl FutureCell {
-    pub(crate) fn new(shared: Arc<CellShared>) -> Arc<Self> {
+    pub(crate) fn new(queue: Arc<CallbackQueue>) -> Arc<Self> {
         Arc::new(FutureCell {
             outcome: OnceLock::new(),
             waiters: Mutex::new(Waiters::default()),
             done: Condvar::new(),
-            shared,
+            queue,
         })
     }
 
@@ -155,7 +136,27 @@ impl FutureCell {
         };
         self.done.notify_all();
         if let Some(owner) = owner {
-            self.shared.queue.push(owner, callbacks);
+            self.queue.push(owner, callbacks);
+        }
+    }
+
+    /// Hands `record` to the core with this cell as its delivery handler:
+    /// at once (`wait` None) or waiting up to `wait` for buffer room. The
+    /// core holds a reference to the cell, not a boxed closure, so a record
+    /// costs no allocation here.
+    // `SendError` is large because it hands the record back (core design).
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn send(
+        self: &Arc<Self>,
+        producer: &Producer,
+        stream: &str,
+        record: UserRecord,
+        wait: Option<Duration>,
+    ) -> Result<(), SendError> {
+        let handler: Arc<dyn DeliveryHandler> = self.clone();
+        match wait {
+            None => producer.try_send_with_handler(stream, record, &handler, 0),
+            Some(t) => producer.send_blocking_with_handler(stream, record, Some(t), &handler, 0),
         }
     }
 
@@ -173,6 +174,12 @@ impl FutureCell {
             }
         }
         true
+    }
+}
+
+impl DeliveryHandler for FutureCell {
+    fn delivered(&self, _tag: u64, result: DeliveryResult) {
+        self.complete(Outcome::Delivered(result));
     }
 }
 

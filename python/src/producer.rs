@@ -21,7 +21,9 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PyString, 
 use shardline::{Config, Error, Producer, SendError, Service, UserRecord};
 
 use crate::errors::{new_err, to_py_err, types};
-use crate::future::{CellShared, FutureCell, Outcome, PyCallbackQueue, RecordFuture, WAIT_SLICE};
+use crate::future::{
+    CallbackQueue, FutureCell, Outcome, PyCallbackQueue, RecordFuture, WAIT_SLICE,
+};
 
 /// The pid of this process, updated in a child right after `fork()` (the
 /// hook is registered when the module is imported). Comparing a producer's
@@ -43,7 +45,8 @@ pub(crate) struct NativeProducer {
     producer: ManuallyDrop<Producer>,
     service: Service,
     pid: u32,
-    cells: Arc<CellShared>,
+    /// Where futures with done callbacks go when done.
+    callbacks: Arc<CallbackQueue>,
     max_record_size: usize,
 }
 
@@ -53,24 +56,6 @@ impl Drop for NativeProducer {
             // SAFETY: dropped once, here, and never used again.
             unsafe { ManuallyDrop::drop(&mut self.producer) };
         }
-    }
-}
-
-/// A delivery callback's hold on its future; counted in
-/// [`CellShared::armed`] until the callback has run or been dropped unrun
-/// (when the core refuses the record).
-struct Armed(Arc<FutureCell>);
-
-impl Armed {
-    fn new(cell: &Arc<FutureCell>) -> Self {
-        cell.shared.armed.fetch_add(1, Ordering::AcqRel);
-        Armed(cell.clone())
-    }
-}
-
-impl Drop for Armed {
-    fn drop(&mut self) {
-        self.0.shared.armed.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -109,25 +94,6 @@ impl NativeProducer {
         }
     }
 
-    fn callback(cell: &Arc<FutureCell>) -> shardline::DeliveryCallback {
-        let armed = Armed::new(cell);
-        Box::new(move |result| armed.0.complete(Outcome::Delivered(result)))
-    }
-
-    /// Waits (after the core's flush) until every delivery callback has
-    /// run, so that all futures of flushed records are done.
-    fn wait_for_callbacks(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<bool> {
-        let armed = &self.cells.armed;
-        while armed.load(Ordering::Acquire) != 0 {
-            if past(deadline) {
-                return Ok(false);
-            }
-            py.detach(|| std::thread::sleep(Duration::from_micros(100)));
-            py.check_signals()?;
-        }
-        Ok(true)
-    }
-
     fn partition_key(&self, key: Option<String>) -> String {
         match (key, self.service) {
             (Some(key), _) => key,
@@ -138,7 +104,9 @@ impl NativeProducer {
     }
 
     /// Sends `record`, waiting while the buffer is full if `block`, for at
-    /// most `timeout` seconds. Called with the GIL held; releases it.
+    /// most `timeout` seconds. Called with the GIL held; releases it only
+    /// to wait: handing a record over is quick, never waits for a Python
+    /// thread, and releasing and retaking the GIL per record cost more.
     // `SendError` is large because it hands the record back (core design).
     #[allow(clippy::result_large_err)]
     fn send_one(
@@ -151,9 +119,7 @@ impl NativeProducer {
         timeout: Option<f64>,
     ) -> PyResult<()> {
         let producer = &*self.producer;
-        let first =
-            py.detach(|| producer.try_send_with_callback(stream, record, Self::callback(cell)));
-        let mut record = match first {
+        let mut record = match cell.send(producer, stream, record, None) {
             Ok(()) => return Ok(()),
             Err(SendError {
                 error: Error::QueueFull,
@@ -164,14 +130,7 @@ impl NativeProducer {
         let deadline = deadline(timeout);
         loop {
             let slice = slice_until(deadline);
-            let sent = py.detach(|| {
-                producer.send_blocking_with_callback(
-                    stream,
-                    record,
-                    Some(slice),
-                    Self::callback(cell),
-                )
-            });
+            let sent = py.detach(|| cell.send(producer, stream, record, Some(slice)));
             match sent {
                 Ok(()) => return Ok(()),
                 Err(SendError {
@@ -329,7 +288,7 @@ impl NativeProducer {
             producer: ManuallyDrop::new(producer),
             service,
             pid: CURRENT_PID.load(Ordering::Acquire),
-            cells: CellShared::new(queue.inner.clone()),
+            callbacks: queue.inner.clone(),
             max_record_size,
         })
     }
@@ -359,7 +318,7 @@ impl NativeProducer {
         {
             record = record.with_explicit_hash_key(ehk);
         }
-        let cell = FutureCell::new(self.cells.clone());
+        let cell = FutureCell::new(self.callbacks.clone());
         self.send_one(py, &stream, record, &cell, block, timeout)?;
         Ok(RecordFuture::new(cell))
     }
@@ -422,7 +381,7 @@ impl NativeProducer {
             })
             .collect();
         let cells: Vec<Arc<FutureCell>> = (0..pending.len())
-            .map(|_| FutureCell::new(self.cells.clone()))
+            .map(|_| FutureCell::new(self.callbacks.clone()))
             .collect();
 
         let producer = &*self.producer;
@@ -436,22 +395,15 @@ impl NativeProducer {
                 while let Some((i, record)) = next {
                     let cell = &cells[i];
                     let sent = if block {
-                        let slice = slice_until(deadline);
-                        match producer.try_send_with_callback(&stream, record, Self::callback(cell))
-                        {
+                        match cell.send(producer, &stream, record, None) {
                             Err(SendError {
                                 error: Error::QueueFull,
                                 record,
-                            }) => producer.send_blocking_with_callback(
-                                &stream,
-                                record,
-                                Some(slice),
-                                Self::callback(cell),
-                            ),
+                            }) => cell.send(producer, &stream, record, Some(slice_until(deadline))),
                             other => other,
                         }
                     } else {
-                        producer.try_send_with_callback(&stream, record, Self::callback(cell))
+                        cell.send(producer, &stream, record, None)
                     };
                     match sent {
                         Ok(()) => {}
@@ -503,8 +455,9 @@ impl NativeProducer {
         loop {
             let slice = slice_until(deadline);
             match py.detach(|| producer.flush_blocking(Some(slice))) {
-                Ok(()) if self.wait_for_callbacks(py, deadline)? => return Ok(()),
-                Ok(()) => {}
+                // The core reports a record before it gives its room
+                // back, so every future of a flushed record is done.
+                Ok(()) => return Ok(()),
                 Err(Error::Timeout(_)) => {}
                 Err(e) => return Err(to_py_err(py, &e)),
             }

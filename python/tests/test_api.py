@@ -284,6 +284,21 @@ def test_context_manager_flushes_and_closes(emulator) -> None:
     assert all(f.done() and f.exception() is None for f in futures)
 
 
+def test_flush_returns_with_every_future_done(emulator) -> None:
+    # Many records over several shards and requests, so completions arrive
+    # on producer threads while flush is waiting; none may lag behind it.
+    stream = emulator.create_stream(4)
+    with shardline.Producer(**emulator.producer_options()) as producer:
+        for _ in range(3):
+            futures = producer.put_many(stream, [(b"x" * 100, "k%d" % i) for i in range(20_000)])
+            futures += [producer.put(stream, b"y", partition_key="k%d" % i) for i in range(2_000)]
+            producer.flush()
+            assert all(f.done() for f in futures)
+            assert {f.result(0).shard_id for f in futures} == {
+                "shardId-00000000000%d" % i for i in range(4)
+            }
+
+
 def test_done_callbacks_run_on_a_python_thread(emulator) -> None:
     seen = []
     done = threading.Event()
