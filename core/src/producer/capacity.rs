@@ -1,7 +1,16 @@
 //! The producer's memory bound: bytes and records held between `send` and
-//! completion. Reserving is two atomic adds on the hot path; only callers
-//! that must wait touch a lock.
+//! completion, and the bodies of requests in flight. Reserving is two
+//! atomic adds on the hot path; only callers that must wait touch a lock.
+//!
+//! A request body (base64 JSON, a third larger than its records) lives
+//! beside the records it carries until the service answers. Counting only
+//! records let a producer whose transport is the bottleneck hold the cap
+//! in records plus as much again in bodies (measured: 330 MiB of RSS with
+//! a 128 MiB cap, 10 KiB records over HTTPS). So bodies are held against
+//! the same byte cap, and the dispatcher builds a new one only while the
+//! bodies in flight fill at most half of it.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
 use std::time::{Duration, Instant};
@@ -12,8 +21,11 @@ use parking_lot::{Condvar, Mutex};
 pub(crate) struct Capacity {
     max_bytes: usize,
     max_records: usize,
+    /// Records' bytes and request bodies' bytes.
     bytes: AtomicUsize,
     records: AtomicUsize,
+    /// The part of `bytes` that is request bodies in flight.
+    body_bytes: AtomicUsize,
     waiters: AtomicUsize,
     /// Wakes async waiters (senders, flush, close).
     changed: tokio::sync::Notify,
@@ -29,6 +41,7 @@ impl Capacity {
             max_records,
             bytes: AtomicUsize::new(0),
             records: AtomicUsize::new(0),
+            body_bytes: AtomicUsize::new(0),
             waiters: AtomicUsize::new(0),
             changed: tokio::sync::Notify::new(),
             lock: Mutex::new(()),
@@ -73,6 +86,25 @@ impl Capacity {
         self.wake();
     }
 
+    /// Whether a request body of `bytes` may be built now: while the bodies
+    /// in flight stay within half the byte cap, the other half is left to
+    /// records, so senders keep going. A dispatcher with no request in
+    /// flight may always send one, so a buffer full of records drains.
+    pub(crate) fn body_fits(&self, bytes: usize) -> bool {
+        self.body_bytes.load(Acquire).saturating_add(bytes) <= self.max_bytes / 2
+    }
+
+    /// Holds `bytes` of a request body against the cap until the returned
+    /// guard is dropped (the request answered, or was abandoned).
+    pub(crate) fn hold_body(self: &Arc<Self>, bytes: usize) -> BodyHold {
+        self.body_bytes.fetch_add(bytes, AcqRel);
+        self.bytes.fetch_add(bytes, AcqRel);
+        BodyHold {
+            capacity: self.clone(),
+            bytes,
+        }
+    }
+
     /// Wakes waiters without taking `lock`: safe from inside `ready`.
     fn nudge(&self) {
         if self.waiters.load(Acquire) > 0 {
@@ -94,7 +126,15 @@ impl Capacity {
         self.records.load(Acquire)
     }
 
-    /// Bytes reserved and not yet released.
+    /// Bytes held for records not yet released (request bodies aside).
+    pub(crate) fn record_bytes(&self) -> usize {
+        self.bytes
+            .load(Acquire)
+            .saturating_sub(self.body_bytes.load(Acquire))
+    }
+
+    /// Bytes reserved and not yet released, request bodies included.
+    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.bytes.load(Acquire)
     }
@@ -147,6 +187,22 @@ impl Capacity {
     }
 }
 
+/// A request body's bytes, held against the cap while it exists.
+#[derive(Debug)]
+pub(crate) struct BodyHold {
+    capacity: Arc<Capacity>,
+    bytes: usize,
+}
+
+impl Drop for BodyHold {
+    fn drop(&mut self) {
+        let c = &self.capacity;
+        c.body_bytes.fetch_sub(self.bytes, AcqRel);
+        c.bytes.fetch_sub(self.bytes, AcqRel);
+        c.wake();
+    }
+}
+
 struct WaiterGuard<'a>(&'a AtomicUsize);
 
 impl Drop for WaiterGuard<'_> {
@@ -170,6 +226,22 @@ mod tests {
         c.release(60);
         assert!(c.try_reserve(10));
         assert_eq!((c.records(), c.bytes()), (3, 50));
+    }
+
+    #[test]
+    fn request_bodies_count_against_the_cap_until_dropped() {
+        let c = Arc::new(Capacity::new(100, 10));
+        assert!(c.try_reserve(30));
+        assert!(c.body_fits(50) && !c.body_fits(51), "bodies get half the cap");
+        let body = c.hold_body(50);
+        assert!(!c.body_fits(1));
+        assert!(!c.try_reserve(30), "records and bodies share the cap");
+        assert!(c.try_reserve(20));
+        assert_eq!((c.records(), c.bytes()), (2, 100));
+        drop(body);
+        assert!(c.body_fits(50));
+        assert!(c.try_reserve(30));
+        assert_eq!((c.records(), c.bytes()), (3, 80));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::completion::FailureKind;
 use crate::limiter::RateLimiter;
 use crate::retry::{FailureClass, backoff, classify};
 use crate::shard_map::{Shard, ShardMap};
-use crate::sink::{EntryOutcome, RequestFailure};
+use crate::sink::{EntryOutcome, OutRecord, RequestFailure, body_size};
 
 /// How often queued records are checked against their TTL.
 const EXPIRY_SCAN_INTERVAL: Duration = Duration::from_millis(100);
@@ -310,6 +310,16 @@ impl Dispatcher {
                     return min_instant(wake, earliest);
                 }
             }
+            // Bodies in flight count against the buffer cap (see
+            // `Capacity`). Waiting here needs no timer: one of this
+            // dispatcher's requests answering runs this loop again.
+            let largest_body = body_size(
+                self.queued_bytes.min(max_bytes),
+                self.queued_records.min(max_count),
+            );
+            if !self.requests.is_empty() && !self.shared.capacity.body_fits(largest_body) {
+                return wake;
+            }
             let Ok(permit) = self.shared.permits.clone().try_acquire_owned() else {
                 return min_instant(wake, Some(now + PERMIT_RETRY));
             };
@@ -349,6 +359,10 @@ impl Dispatcher {
 
     fn send(&mut self, mut batch: Vec<Envelope>, permit: OwnedSemaphorePermit) {
         let records = request_records(&batch);
+        let body = self.shared.capacity.hold_body(body_size(
+            records.iter().map(OutRecord::billed_size).sum(),
+            records.len(),
+        ));
         let sink = self.shared.sink.clone();
         let stream = self.pipeline.name.clone();
         for envelope in &mut batch {
@@ -360,6 +374,7 @@ impl Dispatcher {
             let result = sink.put(&stream, records).await;
             let elapsed = started.elapsed();
             drop(permit);
+            drop(body);
             Event::RequestDone {
                 batch: in_flight.take(),
                 result,

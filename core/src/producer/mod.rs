@@ -535,8 +535,10 @@ impl Producer {
     }
 
     /// Bytes (data, keys and bookkeeping) held for outstanding records.
+    /// The bodies of requests in flight count against `max_buffered_bytes`
+    /// as well but are not included here.
     pub fn buffered_bytes(&self) -> usize {
-        self.shared().capacity.bytes()
+        self.shared().capacity.record_bytes()
     }
 
     /// Sends everything buffered now, without waiting for batching, and

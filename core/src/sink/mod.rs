@@ -27,6 +27,16 @@ impl OutRecord {
     }
 }
 
+/// About how many bytes the request body for `entries` records of
+/// `billed` bytes (data and keys) takes: both services' JSON carries the
+/// data in base64 (4 bytes per 3), plus field names and punctuation per
+/// entry. Used to hold bodies in flight against the buffer cap.
+pub(crate) fn body_size(billed: usize, entries: usize) -> usize {
+    /// `{"Data":"","PartitionKey":"","ExplicitHashKey":""},` and slack.
+    const ENTRY_JSON: usize = 64;
+    billed.div_ceil(3) * 4 + entries * ENTRY_JSON
+}
+
 /// The outcome of one entry of a batch.
 #[derive(Debug)]
 pub(crate) enum EntryOutcome {
