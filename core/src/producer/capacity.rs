@@ -7,8 +7,8 @@
 //! records let a producer whose transport is the bottleneck hold the cap
 //! in records plus as much again in bodies (measured: 330 MiB of RSS with
 //! a 128 MiB cap, 10 KiB records over HTTPS). So bodies are held against
-//! the same byte cap, and the dispatcher builds a new one only while the
-//! bodies in flight fill at most half of it.
+//! the same byte cap, and the dispatcher builds a new one only while that
+//! keeps the total within a small overshoot of the cap (see `body_fits`).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -16,6 +16,9 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+
+/// How far request bodies may take the total past the cap.
+const BODY_OVERSHOOT: usize = 16 << 20;
 
 #[derive(Debug)]
 pub(crate) struct Capacity {
@@ -86,12 +89,16 @@ impl Capacity {
         self.wake();
     }
 
-    /// Whether a request body of `bytes` may be built now: while the bodies
-    /// in flight stay within half the byte cap, the other half is left to
-    /// records, so senders keep going. A dispatcher with no request in
-    /// flight may always send one, so a buffer full of records drains.
+    /// Whether a request body of `bytes` may be built now. Bodies are made
+    /// for records already counted, so one can take the total past the cap:
+    /// by at most [`BODY_OVERSHOOT`] (an eighth of a small cap). And bodies
+    /// in flight never fill more than half the cap, so senders keep room
+    /// for records. A dispatcher with no request in flight may always send
+    /// one (see the dispatcher), so a buffer full of records drains.
     pub(crate) fn body_fits(&self, bytes: usize) -> bool {
+        let overshoot = (self.max_bytes / 8).min(BODY_OVERSHOOT);
         self.body_bytes.load(Acquire).saturating_add(bytes) <= self.max_bytes / 2
+            && self.bytes.load(Acquire).saturating_add(bytes) <= self.max_bytes + overshoot
     }
 
     /// Holds `bytes` of a request body against the cap until the returned
@@ -230,18 +237,34 @@ mod tests {
 
     #[test]
     fn request_bodies_count_against_the_cap_until_dropped() {
-        let c = Arc::new(Capacity::new(100, 10));
-        assert!(c.try_reserve(30));
-        assert!(c.body_fits(50) && !c.body_fits(51), "bodies get half the cap");
-        let body = c.hold_body(50);
+        let c = Arc::new(Capacity::new(800, 100));
+        assert!(c.try_reserve(300));
+        assert!(c.body_fits(400) && !c.body_fits(401), "bodies get half the cap");
+        let body = c.hold_body(400);
         assert!(!c.body_fits(1));
-        assert!(!c.try_reserve(30), "records and bodies share the cap");
-        assert!(c.try_reserve(20));
-        assert_eq!((c.records(), c.bytes()), (2, 100));
+        assert!(!c.try_reserve(101), "records and bodies share the cap");
+        assert!(c.try_reserve(100));
+        assert_eq!((c.records(), c.bytes()), (2, 800));
         drop(body);
-        assert!(c.body_fits(50));
-        assert!(c.try_reserve(30));
-        assert_eq!((c.records(), c.bytes()), (3, 80));
+        assert!(c.body_fits(400));
+        assert!(c.try_reserve(300));
+        assert_eq!((c.records(), c.bytes(), c.record_bytes()), (3, 700, 700));
+    }
+
+    #[test]
+    fn bodies_take_the_total_only_a_little_past_the_cap() {
+        // Records fill the cap first (the usual case when the sender is
+        // faster than the transport); bodies for them may overshoot it by
+        // an eighth of the cap, not by the half that bodies may hold.
+        let c = Arc::new(Capacity::new(800, 100));
+        assert!(c.try_reserve(800));
+        assert!(c.body_fits(100) && !c.body_fits(101));
+        let first = c.hold_body(60);
+        assert!(c.body_fits(40) && !c.body_fits(41));
+        assert_eq!(c.record_bytes(), 800, "bodies are not records");
+        drop(first);
+        c.release(800);
+        assert_eq!((c.records(), c.bytes()), (0, 0));
     }
 
     #[test]
