@@ -37,7 +37,7 @@ impl FirehoseSink {
             .into_iter()
             .map(|r| {
                 Record::builder()
-                    .data(Blob::new(r.data))
+                    .data(Blob::from_maybe_shared(r.data))
                     .build()
                     .map_err(|e| RequestFailure::new("ConstructionFailure", e.to_string()))
             })

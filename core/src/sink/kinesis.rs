@@ -38,7 +38,7 @@ impl KinesisSink {
             .into_iter()
             .map(|r| {
                 PutRecordsRequestEntry::builder()
-                    .data(Blob::new(r.data))
+                    .data(Blob::from_maybe_shared(r.data))
                     .partition_key(r.partition_key)
                     .set_explicit_hash_key(r.explicit_hash_key)
                     .build()
