@@ -1,20 +1,24 @@
 //! `shardline_producer`: send, the delivery-report queue, poll, flush, free.
 //!
-//! Core callbacks run on producer threads; here they only push a report
-//! onto a channel. The user's C callback runs when the application calls
+//! The core reports records to one `DeliveryHandler` per producer, with
+//! the record's slot in the outstanding table as its tag; on a producer
+//! thread the handler only pushes the result onto a channel, so a send
+//! allocates nothing for its completion. The user's C callback runs when the application calls
 //! `poll`, `flush` or `free`, on that thread. A record counts as
 //! outstanding from `send` until its report has been served, so the buffer
 //! bound covers reports nobody has polled yet, and `flush` returning OK
 //! means every callback has run.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::ffi::{CString, c_char, c_void};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use shardline::limits::{KINESIS_MAX_RECORD_BYTES, PARTITION_KEY_MAX_CHARS};
-use shardline::{DeliveryResult, Producer, Service, UserRecord};
+use shardline::{DeliveryHandler, DeliveryResult, Producer, Service, UserRecord};
+use slab::Slab;
 
 use crate::config::{CONFIGS, ConfigState, Limits};
 use crate::handle::Registry;
@@ -71,8 +75,30 @@ pub type shardline_delivery_cb =
 /// A completed record waiting to be served.
 #[derive(Debug)]
 struct Completion {
-    stream: Box<str>,
+    /// The record's key in [`Outstanding::sent`].
+    tag: usize,
     result: DeliveryResult,
+}
+
+/// The core's reports, onto the channel `poll` serves.
+#[derive(Debug)]
+struct Reporter(Sender<Completion>);
+
+impl DeliveryHandler for Reporter {
+    fn delivered(&self, tag: u64, result: DeliveryResult) {
+        // The receiver lives as long as the producer state; if it is gone,
+        // nobody is left to serve the report.
+        let _ = self.0.send(Completion {
+            tag: tag as usize,
+            result,
+        });
+    }
+}
+
+/// What a sent record's report needs besides the core's result.
+#[derive(Debug, Clone)]
+struct Sent {
+    stream: Arc<str>,
     msg_opaque: usize,
     bytes: usize,
 }
@@ -82,19 +108,62 @@ struct Completion {
 struct Outstanding {
     records: usize,
     bytes: usize,
+    /// Every record sent and not yet served, keyed by its tag.
+    sent: Slab<Sent>,
+    /// Stream names, shared by the `Sent` entries of their records.
+    streams: HashSet<Arc<str>>,
 }
 
-#[derive(Debug)]
+impl Outstanding {
+    fn fits(&self, bytes: usize, limits: &Limits) -> bool {
+        // A record is always let in when nothing is outstanding, so one
+        // record larger than the byte bound cannot wedge the producer.
+        self.records == 0
+            || (self.records < limits.max_buffered_records
+                && self.bytes.saturating_add(bytes) <= limits.max_buffered_bytes)
+    }
+
+    /// Counts a record in and returns its tag.
+    fn admit(&mut self, stream: &str, msg_opaque: usize, bytes: usize) -> usize {
+        self.records += 1;
+        self.bytes += bytes;
+        let stream = match self.streams.get(stream) {
+            Some(name) => name.clone(),
+            None => {
+                let name: Arc<str> = stream.into();
+                self.streams.insert(name.clone());
+                name
+            }
+        };
+        self.sent.insert(Sent {
+            stream,
+            msg_opaque,
+            bytes,
+        })
+    }
+}
+
 pub(crate) struct ProducerState {
     producer: Producer,
     callback: shardline_delivery_cb,
     callback_opaque: usize,
     limits: Limits,
-    completions_tx: Sender<Completion>,
+    /// A [`Reporter`], as the core takes it.
+    reporter: Arc<dyn DeliveryHandler>,
     completions_rx: Receiver<Completion>,
     outstanding: Mutex<Outstanding>,
     /// Signalled whenever a served report frees room.
     room: Condvar,
+}
+
+impl std::fmt::Debug for ProducerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerState")
+            .field("producer", &self.producer)
+            .field("limits", &self.limits)
+            .field("outstanding", &self.outstanding())
+            .finish_non_exhaustive()
+    }
 }
 
 static PRODUCERS: Registry<ProducerState> = Registry::new();
@@ -102,6 +171,26 @@ static PRODUCERS: Registry<ProducerState> = Registry::new();
 thread_local! {
     /// True while this thread runs a user delivery callback.
     static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
+    /// The C copies of the last stream name, shard id and sequence number
+    /// served on this thread (see [`LastCString`]).
+    static REPORT_STRINGS: RefCell<[LastCString; 3]> = RefCell::default();
+}
+
+/// The C copy of the last shared string converted. The core shares one
+/// `Arc<str>` per stream name here and one shard id and sequence number
+/// per aggregate, and reports of one aggregate come in a row, so each
+/// string is converted once per run of reports instead of once per record.
+#[derive(Debug, Default)]
+struct LastCString(Option<(Arc<str>, CString)>);
+
+impl LastCString {
+    /// `s` as a C string, valid until the next call.
+    fn get(&mut self, s: &Arc<str>) -> *const c_char {
+        match &self.0 {
+            Some((last, c)) if Arc::ptr_eq(last, s) => c.as_ptr(),
+            _ => self.0.insert((s.clone(), c_string(s))).1.as_ptr(),
+        }
+    }
 }
 
 /// Bytes a record holds against `max_buffered_bytes`, as the core counts
@@ -116,37 +205,32 @@ fn timeout_from_ms(timeout_ms: i32) -> Option<Duration> {
 }
 
 impl ProducerState {
-    fn try_reserve(&self, bytes: usize) -> bool {
+    /// Counts a record in if there is room; returns its tag.
+    fn try_reserve(&self, stream: &str, msg_opaque: usize, bytes: usize) -> Option<usize> {
         let mut o = self.outstanding.lock().unwrap_or_else(|e| e.into_inner());
-        // A record is always let in when nothing is outstanding, so one
-        // record larger than the byte bound cannot wedge the producer.
-        let fits = o.records == 0
-            || (o.records < self.limits.max_buffered_records
-                && o.bytes.saturating_add(bytes) <= self.limits.max_buffered_bytes);
-        if fits {
-            o.records += 1;
-            o.bytes += bytes;
-        }
-        fits
+        o.fits(bytes, &self.limits)
+            .then(|| o.admit(stream, msg_opaque, bytes))
     }
 
-    /// Waits for room until `deadline` (forever if `None`).
-    fn reserve_blocking(&self, bytes: usize, deadline: Option<Instant>) -> bool {
+    /// Waits for room until `deadline` (forever if `None`); returns the
+    /// record's tag.
+    fn reserve_blocking(
+        &self,
+        stream: &str,
+        msg_opaque: usize,
+        bytes: usize,
+        deadline: Option<Instant>,
+    ) -> Option<usize> {
         let mut o = self.outstanding.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let fits = o.records == 0
-                || (o.records < self.limits.max_buffered_records
-                    && o.bytes.saturating_add(bytes) <= self.limits.max_buffered_bytes);
-            if fits {
-                o.records += 1;
-                o.bytes += bytes;
-                return true;
+            if o.fits(bytes, &self.limits) {
+                return Some(o.admit(stream, msg_opaque, bytes));
             }
             let wait = match deadline {
                 None => Duration::from_millis(100),
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => left.min(Duration::from_millis(100)),
-                    _ => return false,
+                    _ => return None,
                 },
             };
             o = self
@@ -157,12 +241,16 @@ impl ProducerState {
         }
     }
 
-    fn release(&self, bytes: usize) {
+    /// Forgets the record sent with `tag` (served, or refused by the core)
+    /// and frees its room.
+    fn release(&self, tag: usize) -> Option<Sent> {
         let mut o = self.outstanding.lock().unwrap_or_else(|e| e.into_inner());
+        let sent = o.sent.try_remove(tag)?;
         o.records -= 1;
-        o.bytes -= bytes;
+        o.bytes -= sent.bytes;
         drop(o);
         self.room.notify_all();
+        Some(sent)
     }
 
     fn outstanding(&self) -> usize {
@@ -181,92 +269,100 @@ impl ProducerState {
         timeout: Option<Option<Duration>>,
     ) -> Result<(), shardline_result> {
         let bytes = record.billed_size() + PER_RECORD_OVERHEAD;
-        let reserved = match timeout {
-            None => self.try_reserve(bytes),
-            Some(t) => self.reserve_blocking(bytes, t.map(|t| Instant::now() + t)),
+        let tag = match timeout {
+            None => self.try_reserve(stream, msg_opaque, bytes),
+            Some(t) => {
+                self.reserve_blocking(stream, msg_opaque, bytes, t.map(|t| Instant::now() + t))
+            }
         };
-        if !reserved {
+        let Some(tag) = tag else {
             return Err(if timeout.is_some() {
                 SHARDLINE_TIMEOUT
             } else {
                 SHARDLINE_QUEUE_FULL
             });
-        }
-        let tx = self.completions_tx.clone();
-        let stream_name: Box<str> = stream.into();
-        let callback = Box::new(move |result: DeliveryResult| {
-            // The receiver lives as long as the producer state; if it is
-            // gone, nobody is left to serve the report.
-            let _ = tx.send(Completion {
-                stream: stream_name,
-                result,
-                msg_opaque,
-                bytes,
-            });
-        });
+        };
         let sent = match timeout {
             None => self
                 .producer
-                .try_send_with_callback(stream, record, callback),
-            Some(t) => self
-                .producer
-                .send_blocking_with_callback(stream, record, t, callback),
+                .try_send_with_handler(stream, record, &self.reporter, tag as u64),
+            Some(t) => self.producer.send_blocking_with_handler(
+                stream,
+                record,
+                t,
+                &self.reporter,
+                tag as u64,
+            ),
         };
         sent.map_err(|e| {
-            self.release(bytes);
+            self.release(tag);
             shardline_result::from(&e.error)
         })
     }
 
     /// Runs the user callback for one completion and frees its room.
     fn serve(&self, completion: Completion) {
-        let Completion {
-            stream,
-            result,
-            msg_opaque,
-            bytes,
-        } = completion;
+        let Completion { tag, result } = completion;
+        let Some(Sent {
+            stream, msg_opaque, ..
+        }) = self.sent(tag)
+        else {
+            // The core reports each record once; a second report of a tag
+            // would be a core bug, and must not serve another record's.
+            debug_assert!(false, "report for unknown tag {tag}");
+            return;
+        };
         if let Some(callback) = self.callback {
-            let stream = c_string(&stream);
-            let (rc, shard_id, sequence_number, code, message, attempts, aggregated) = match &result
-            {
-                Ok(r) => (
-                    SHARDLINE_OK,
-                    r.shard_id.as_deref().map(c_string),
-                    Some(c_string(&r.sequence_number)),
-                    None,
-                    None,
-                    r.attempts.len(),
-                    r.aggregated,
-                ),
-                Err(e) => (
-                    failure_kind(e.kind),
-                    None,
-                    None,
-                    e.code.as_deref().map(c_string),
-                    Some(c_string(&e.to_string())),
-                    e.attempts.len(),
-                    false,
-                ),
-            };
-            let report = shardline_delivery_report {
-                result: rc,
-                stream: stream.as_ptr(),
-                shard_id: opt_ptr(&shard_id),
-                sequence_number: opt_ptr(&sequence_number),
-                error_code: opt_ptr(&code),
-                error_message: opt_ptr(&message),
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                aggregated,
-                msg_opaque: msg_opaque as *mut c_void,
-            };
-            IN_CALLBACK.with(|c| c.set(true));
-            // SAFETY: the callback was registered by the application with
-            // this signature; the report outlives the call.
-            unsafe { callback(&report, self.callback_opaque as *mut c_void) };
-            IN_CALLBACK.with(|c| c.set(false));
+            REPORT_STRINGS.with_borrow_mut(|last| {
+                let [last_stream, last_shard, last_sequence] = last;
+                let (rc, shard_id, sequence_number, code, message, attempts, aggregated) =
+                    match &result {
+                        Ok(r) => (
+                            SHARDLINE_OK,
+                            r.shard_id.as_ref().map(|s| last_shard.get(s)),
+                            Some(last_sequence.get(&r.sequence_number)),
+                            None,
+                            None,
+                            r.attempts.len(),
+                            r.aggregated,
+                        ),
+                        Err(e) => (
+                            failure_kind(e.kind),
+                            None,
+                            None,
+                            e.code.as_deref().map(c_string),
+                            Some(c_string(&e.to_string())),
+                            e.attempts.len(),
+                            false,
+                        ),
+                    };
+                let report = shardline_delivery_report {
+                    result: rc,
+                    stream: last_stream.get(&stream),
+                    shard_id: shard_id.unwrap_or(std::ptr::null()),
+                    sequence_number: sequence_number.unwrap_or(std::ptr::null()),
+                    error_code: opt_ptr(&code),
+                    error_message: opt_ptr(&message),
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    aggregated,
+                    msg_opaque: msg_opaque as *mut c_void,
+                };
+                IN_CALLBACK.with(|c| c.set(true));
+                // SAFETY: the callback was registered by the application
+                // with this signature; the report and its strings outlive
+                // the call (the cache is not touched until it returns).
+                unsafe { callback(&report, self.callback_opaque as *mut c_void) };
+                IN_CALLBACK.with(|c| c.set(false));
+            });
         }
-        self.release(bytes);
+        // Room is freed only now: an unserved report holds its record's.
+        self.release(tag);
+    }
+
+    /// The entry of the record sent with `tag`, if it is outstanding.
+    fn sent(&self, tag: usize) -> Option<Sent> {
+        let o = self.outstanding.lock().unwrap_or_else(|e| e.into_inner());
+        o.sent.get(tag).cloned()
     }
 
     /// Serves every report queued now; returns how many.
@@ -388,12 +484,13 @@ pub unsafe extern "C" fn shardline_producer_new(
             shardline_result::from(&e)
         })?;
         let (completions_tx, completions_rx) = crossbeam_channel::unbounded();
+        let reporter: Arc<dyn DeliveryHandler> = Arc::new(Reporter(completions_tx));
         let handle = PRODUCERS.insert(ProducerState {
             producer,
             callback: state.callback,
             callback_opaque: state.callback_opaque,
             limits: state.limits,
-            completions_tx,
+            reporter,
             completions_rx,
             outstanding: Mutex::new(Outstanding::default()),
             room: Condvar::new(),

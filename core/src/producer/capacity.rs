@@ -239,7 +239,10 @@ mod tests {
     fn request_bodies_count_against_the_cap_until_dropped() {
         let c = Arc::new(Capacity::new(800, 100));
         assert!(c.try_reserve(300));
-        assert!(c.body_fits(400) && !c.body_fits(401), "bodies get half the cap");
+        assert!(
+            c.body_fits(400) && !c.body_fits(401),
+            "bodies get half the cap"
+        );
         let body = c.hold_body(400);
         assert!(!c.body_fits(1));
         assert!(!c.try_reserve(101), "records and bodies share the cap");
