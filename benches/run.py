@@ -14,11 +14,12 @@ them into tables and plots.
     python3 benches/run.py kpl            # (3) Shardline vs KPL, alternating
     python3 benches/run.py python         # (4) Python bindings vs boto3
     python3 benches/run.py memory         # (6) dead endpoint, RSS over time
+    python3 benches/run.py c              # the C ABI vs the Rust API
     python3 benches/run.py all
     add --smoke for tiny inputs (benches/smoke.sh does that)
 
 Build first: cargo build --release -p shardline-emulator -p shardline-benches
-and (for KPL) mvn -q -f benches/kpl/pom.xml package. `--bin-dir DIR` (or
+(for C also -p shardline-ffi) and (for KPL) mvn -q -f benches/kpl/pom.xml package. `--bin-dir DIR` (or
 SHARDLINE_BIN_DIR) runs other builds, e.g. target/debug for a smoke run.
 """
 
@@ -477,9 +478,44 @@ def suite_python(a):
     return runs
 
 
+def suite_c(a):
+    """The C ABI (benches/c/bench_c.c, linked against libshardline.a from
+    the same directory as the binaries) alternated with shardline-load (the
+    Rust API) on the same workload: 100 B records from one thread."""
+    lib = os.path.join(os.path.dirname(LOAD), "libshardline.a")
+    if not os.path.exists(lib):
+        sys.exit(f"{lib} is missing: cargo build --release -p shardline-ffi")
+    exe = os.path.join(TARGET, "bench_c")
+    # The flags and system libraries of ffi/run-c-tests.sh.
+    subprocess.run(["cc", "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O2", "-Wall", "-Wextra",
+                    "-Werror", "-I", os.path.join(ROOT, "ffi", "include"),
+                    os.path.join(ROOT, "benches", "c", "bench_c.c"), "-o", exe, lib,
+                    "-Wl,--gc-sections", "-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl",
+                    "-lc"], check=True)
+    runs = []
+    emu = Emulator(limits=False)
+    n = 5_000 if a.smoke else 1_000_000
+    try:
+        for rep in range(a.reps):
+            for who in ("c", "rust"):
+                if who == "c":
+                    cmd = [exe, emu.http, str(n), "100"]
+                else:
+                    cmd = [LOAD, "--endpoint", emu.http, "--record-size", "100", "--records",
+                           str(n), "--no-rate-limit", "--label", "rust"]
+                r = run_harness(cmd, emu)
+                r["rep"] = rep
+                log(brief(r))
+                runs.append(r)
+    finally:
+        emu.close()
+    save("c", runs, a.smoke)
+    return runs
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suite", choices=["e2e", "kpl", "utilisation", "memory", "python", "all"])
+    p.add_argument("suite", choices=["e2e", "kpl", "utilisation", "memory", "python", "c", "all"])
     p.add_argument("--smoke", action="store_true", help="tiny inputs (CI)")
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--who", default="shardline,kpl", help="utilisation/memory: which producers")
@@ -497,7 +533,7 @@ def main():
             sys.exit(f"{binary} is missing: build it first (see the docstring) or pass --bin-dir")
     log(f"machine: {machine()}")
     suites = {"e2e": suite_e2e, "kpl": suite_kpl, "utilisation": suite_utilisation,
-              "memory": suite_memory, "python": suite_python}
+              "memory": suite_memory, "python": suite_python, "c": suite_c}
     for name in (suites if a.suite == "all" else [a.suite]):
         suites[name](a)
 

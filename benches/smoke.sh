@@ -8,7 +8,8 @@
 # Runs: the end-to-end suite, the utilisation suite (4 s) and its per-second
 # probe (3 s), the dead-endpoint
 # memory suite (3 s), Shardline against the Java KPL (5,000 records each;
-# needs java and mvn, which fetches the KPL from Maven Central), and the
+# needs java and mvn, which fetches the KPL from Maven Central), the C
+# harness against libshardline.a (5,000 records; needs cc), and the
 # Python script if an interpreter with shardline is given in
 # $SHARDLINE_PYTHON. Exits non-zero on any failure.
 set -euo pipefail
@@ -30,6 +31,7 @@ python3 benches/probe_utilisation.py --seconds 3 --producers 2
 python3 benches/run.py memory --smoke --who shardline
 mvn -q -f benches/kpl/pom.xml package -DskipTests
 python3 benches/run.py kpl --smoke --reps 1
+python3 benches/run.py c --smoke --reps 1
 if [[ -n "${SHARDLINE_PYTHON:-}" ]]; then
     python3 benches/run.py python --smoke --reps 1 --python "$SHARDLINE_PYTHON"
 fi
@@ -51,6 +53,13 @@ if sorted(r["harness"] for r in kpl) != ["kpl", "shardline"]:
 for r in kpl:
     if not (r["delivered"] > 0 and r["failed"] == 0 and r.get("readback_ok")):
         print("kpl smoke run failed:", {k: r.get(k) for k in ("harness", "delivered", "failed", "readback_ok")})
+        ok = False
+c = json.load(open("benches/results/c-smoke.json"))["runs"]
+if sorted(r["harness"] for r in c) != ["c", "shardline"]:
+    print("c smoke: expected one C and one Rust run"); ok = False
+for r in c:
+    if not (r["delivered"] == r["sent"] and r["failed"] == 0 and r.get("readback_ok")):
+        print("c smoke run failed:", {k: r.get(k) for k in ("harness", "sent", "delivered", "failed", "readback_ok")})
         ok = False
 mem = json.load(open("benches/results/memory-smoke.json"))["runs"]
 if not all(r["tree_peak_rss_bytes"] > 0 and r["rss_timeline"] for r in mem):
