@@ -4,8 +4,10 @@
 //!
 //! Where it waits: `put`/`put_many` only when the buffer is full (in
 //! slices, GIL released, Ctrl-C checked between slices); `flush` and
-//! `close` likewise. Everything else is quick Rust work, also done with the
-//! GIL released once the Python inputs have been copied out.
+//! `close` likewise. Everything else is quick Rust work: `put_many` does it
+//! with the GIL released once the Python inputs have been copied out; `put`
+//! keeps the GIL for its one record (about a microsecond), because
+//! releasing and retaking it per record cost more than that.
 
 use std::cell::Cell;
 use std::fmt::Write as _;
