@@ -231,10 +231,10 @@ impl Firehose {
         let mut errors = Vec::new();
         for (i, record) in input.records.iter().enumerate() {
             let start = buffer.len();
-            let field = format!("records.{}.member.data", i + 1);
-            decode_blob(&record.data, &mut buffer, &field)?;
+            let field = || format!("records.{}.member.data", i + 1);
+            decode_blob(&record.data, &mut buffer, field)?;
             if buffer.len() - start > FIREHOSE_MAX_RECORD_BYTES {
-                errors.push(Self::record_too_large(&field, buffer.len() - start));
+                errors.push(Self::record_too_large(&field(), buffer.len() - start));
             }
             spans.push(start..buffer.len());
         }
@@ -303,7 +303,7 @@ impl Firehose {
         }
         let input: Input<'_> = parse_json(body)?;
         let mut data = Vec::with_capacity(input.record.data.len() / 4 * 3 + 3);
-        decode_blob(&input.record.data, &mut data, "record.data")?;
+        decode_blob(&input.record.data, &mut data, || "record.data".into())?;
         if data.len() > FIREHOSE_MAX_RECORD_BYTES {
             return Err(ApiError::validation_list(&[Self::record_too_large(
                 "record.data",

@@ -33,22 +33,19 @@ const GET_RECORDS_MAX_BYTES: usize = 10 * MIB as usize;
 impl Kinesis {
     // --- writes --------------------------------------------------------------
 
-    /// Checks the members of one record; `field` is the path AWS names in
-    /// its messages (`records.3.member` or empty for PutRecord).
+    /// Checks the members of one record; `position` (1-based, `None` for
+    /// PutRecord) is what AWS names in its messages: `records.3.member`.
     fn validate_record(
         &self,
-        field: &str,
+        position: Option<usize>,
         partition_key: &str,
         explicit_hash_key: Option<&str>,
         data_len: usize,
         errors: &mut Vec<String>,
     ) {
-        let at = |member: &str| {
-            if field.is_empty() {
-                member.to_owned()
-            } else {
-                format!("{field}.{member}")
-            }
+        let at = |member: &str| match position {
+            None => member.to_owned(),
+            Some(n) => format!("records.{n}.member.{member}"),
         };
         // Bytes bound characters from above, so only long keys are counted.
         let key_chars = if partition_key.len() <= MAX_PARTITION_KEY_CHARS {
@@ -143,14 +140,12 @@ impl Kinesis {
         let mut errors = Vec::new();
         for (i, record) in input.records.iter().enumerate() {
             let start = buffer.len();
-            decode_blob(
-                &record.data,
-                &mut buffer,
-                &format!("records.{}.member.data", i + 1),
-            )?;
+            decode_blob(&record.data, &mut buffer, || {
+                format!("records.{}.member.data", i + 1)
+            })?;
             spans.push(start..buffer.len());
             self.validate_record(
-                &format!("records.{}.member", i + 1),
+                Some(i + 1),
                 &record.partition_key,
                 record.explicit_hash_key.as_deref(),
                 buffer.len() - start,
@@ -243,10 +238,10 @@ impl Kinesis {
     pub(super) fn put_record(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         let input: PutRecordInput<'_> = parse_json(body)?;
         let mut data = Vec::with_capacity(input.data.len() / 4 * 3 + 3);
-        decode_blob(&input.data, &mut data, "data")?;
+        decode_blob(&input.data, &mut data, || "data".into())?;
         let mut errors = Vec::new();
         self.validate_record(
-            "",
+            None,
             &input.partition_key,
             input.explicit_hash_key.as_deref(),
             data.len(),
