@@ -368,8 +368,10 @@ fn a_stalled_endpoint_expires_records_with_their_attempts() {
     };
     let emulator =
         Emulator::start_in_background(EmulatorConfig::default().with_stream("stuck", 1)).unwrap();
+    // The TTL leaves room for several 300 ms tries even when the machine is
+    // busy with other test binaries (at 1.5 s this failed once under load).
     let config = local_config(&emulator.endpoint())
-        .record_ttl(Duration::from_millis(1500))
+        .record_ttl(Duration::from_secs(3))
         .request_timeout(Duration::from_millis(300))
         .min_backoff(Duration::from_millis(50))
         .max_backoff(Duration::from_millis(100));
@@ -382,10 +384,10 @@ fn a_stalled_endpoint_expires_records_with_their_attempts() {
     for result in &results {
         let err = result.as_ref().expect_err("nothing can be stored");
         assert_eq!(err.kind, FailureKind::Expired, "{err}");
-        assert!(!err.attempts.is_empty(), "expiry carries the attempts");
-        assert!(err.attempts.iter().all(|a| a.error_code.is_some()));
+        assert!(!err.attempts.is_empty(), "expiry carries the attempts: {err:?}");
+        assert!(err.attempts.iter().all(|a| a.error_code.is_some()), "{err:?}");
     }
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(started.elapsed() < Duration::from_secs(12));
     assert_eq!(producer.outstanding(), 0);
     emulator.set_faults(Faults::default());
     producer.close_blocking(None).unwrap();
