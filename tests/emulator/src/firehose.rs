@@ -40,8 +40,9 @@ struct DeliveryStream {
 
 #[derive(Deserialize)]
 struct RecordIn<'a> {
+    /// Base64 text, read as bytes: see [`decode_blob`](crate::protocol::decode_blob).
     #[serde(rename = "Data", borrow)]
-    data: Cow<'a, str>,
+    data: Cow<'a, [u8]>,
 }
 
 #[derive(Serialize)]

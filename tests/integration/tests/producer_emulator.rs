@@ -384,8 +384,14 @@ fn a_stalled_endpoint_expires_records_with_their_attempts() {
     for result in &results {
         let err = result.as_ref().expect_err("nothing can be stored");
         assert_eq!(err.kind, FailureKind::Expired, "{err}");
-        assert!(!err.attempts.is_empty(), "expiry carries the attempts: {err:?}");
-        assert!(err.attempts.iter().all(|a| a.error_code.is_some()), "{err:?}");
+        assert!(
+            !err.attempts.is_empty(),
+            "expiry carries the attempts: {err:?}"
+        );
+        assert!(
+            err.attempts.iter().all(|a| a.error_code.is_some()),
+            "{err:?}"
+        );
     }
     assert!(started.elapsed() < Duration::from_secs(12));
     assert_eq!(producer.outstanding(), 0);

@@ -93,8 +93,9 @@ pub(super) struct StreamRef<'a> {
 
 #[derive(Deserialize)]
 pub(super) struct PutRecordsEntry<'a> {
+    /// Base64 text, read as bytes: see [`decode_blob`](crate::protocol::decode_blob).
     #[serde(rename = "Data", borrow)]
-    pub(super) data: Cow<'a, str>,
+    pub(super) data: Cow<'a, [u8]>,
     #[serde(rename = "PartitionKey", borrow)]
     pub(super) partition_key: Cow<'a, str>,
     #[serde(rename = "ExplicitHashKey", borrow)]
@@ -117,8 +118,9 @@ pub(super) struct PutRecordInput<'a> {
     pub(super) name: Option<Cow<'a, str>>,
     #[serde(rename = "StreamARN", borrow)]
     pub(super) arn: Option<Cow<'a, str>>,
+    /// Base64 text, read as bytes: see [`decode_blob`](crate::protocol::decode_blob).
     #[serde(rename = "Data", borrow)]
-    pub(super) data: Cow<'a, str>,
+    pub(super) data: Cow<'a, [u8]>,
     #[serde(rename = "PartitionKey", borrow)]
     pub(super) partition_key: Cow<'a, str>,
     #[serde(rename = "ExplicitHashKey", borrow)]
