@@ -9,7 +9,8 @@
 # probe (3 s), the dead-endpoint
 # memory suite (3 s), Shardline against the Java KPL (5,000 records each;
 # needs java and mvn, which fetches the KPL from Maven Central), the C
-# harness against libshardline.a (5,000 records; needs cc), and the
+# harness against libshardline.a (5,000 records; needs cc), the emulator
+# A/B script (5,000 records), and the
 # Python script if an interpreter with shardline is given in
 # $SHARDLINE_PYTHON. Exits non-zero on any failure.
 set -euo pipefail
@@ -32,6 +33,8 @@ python3 benches/run.py memory --smoke --who shardline
 mvn -q -f benches/kpl/pom.xml package -DskipTests
 python3 benches/run.py kpl --smoke --reps 1
 python3 benches/run.py c --smoke --reps 1
+bin_dir="${SHARDLINE_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}"
+SHARDLINE_LOAD="$bin_dir/shardline-load" benches/ab_emulator.sh 5000 100 1 "$bin_dir/shardline-emulator"
 if [[ -n "${SHARDLINE_PYTHON:-}" ]]; then
     python3 benches/run.py python --smoke --reps 1 --python "$SHARDLINE_PYTHON"
 fi
