@@ -100,9 +100,9 @@ pub(crate) fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Ap
 /// than the decoding) and decoded with the SIMD decoder (the `base64`
 /// crate's was a third of the emulator's CPU). Whatever is not base64 is
 /// still refused, here. The SIMD decoder only says "invalid", so anything
-/// it refuses is decoded again by `base64`, which accepts what SIMD is
-/// stricter about (padding where none is needed) and otherwise says exactly
-/// what is wrong.
+/// it refuses is decoded again by `base64` (padding optional, as before),
+/// which has the last word on it: accepted if it always was, else refused
+/// with exactly what is wrong.
 pub(crate) fn decode_blob(
     encoded: &[u8],
     out: &mut Vec<u8>,
