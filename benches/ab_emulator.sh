@@ -16,17 +16,19 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 load=${SHARDLINE_LOAD:-${CARGO_TARGET_DIR:-$root/target}/release/shardline-load}
 tick=$(getconf CLK_TCK)
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+pid=
+# The emulator of the current run, stopped on any exit; nothing else is
+# left running (a leftover child holding the caller's stdout would keep a
+# `smoke.sh | tee` pipeline open).
+trap 'rm -f "$out"; [[ -z "$pid" ]] || kill "$pid" 2>/dev/null || true' EXIT
+
 for ((rep = 0; rep < reps; rep++)); do
   for emulator in "$@"; do
-    # The emulator exits when its stdin closes: hold it open with a pipe
-    # from a sleeper we kill afterwards.
-    exec 3< <(sleep 3600)
     "$emulator" --port 0 --tls-port 0 --retain 0 --stream s:4 --no-limits \
-      --exit-on-stdin-close <&3 >"$out" 2>&1 &
+      </dev/null >"$out" 2>&1 &
     pid=$!
     for _ in $(seq 50); do grep -q '^listening http:' "$out" && break; sleep 0.1; done
     url=$(awk '/^listening http:/ {print $2; exit}' "$out")
@@ -36,7 +38,7 @@ for ((rep = 0; rep < reps; rep++)); do
     after=$(cpu_ticks "$pid")
     kill "$pid"
     wait "$pid" 2>/dev/null || true
-    exec 3<&-
+    pid=
     python3 - "$result" "$emulator" "$before" "$after" "$tick" "$records" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
