@@ -413,8 +413,9 @@ impl ProducerState {
                 // core holds nothing. Its timeout is ours to report.
                 let _ = self.producer.flush_blocking(Some(slice));
             } else if let Ok(c) = self.completions_rx.recv_timeout(slice) {
-                // The core releases a record before its callback queues the
-                // report: wait for the stragglers here.
+                // The core holds nothing, so every report has been queued
+                // (a record is reported before it is released): serve the
+                // rest here.
                 self.serve(c);
             }
         }

@@ -120,7 +120,8 @@ class NativeProducer:
     def close(self, timeout: Optional[float] = None) -> None:
         """Delivers what is outstanding, fails the rest, stops."""
     def outstanding(self) -> int:
-        """Records accepted and not yet completed."""
+        """Records accepted and not yet completed (it can trail the last
+        completed future by a moment; ``flush`` returns once it is 0)."""
     def is_closed(self) -> bool:
         """True once ``close`` has started."""
     def metrics_json(self) -> str:

@@ -86,7 +86,8 @@ class _BaseProducer:
 
     @property
     def outstanding(self) -> int:
-        """Records accepted and not yet completed."""
+        """Records accepted and not yet completed (it can trail the last
+        completed future by a moment; ``flush`` returns once it is 0)."""
         return self._native.outstanding()
 
     @property

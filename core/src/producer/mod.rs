@@ -529,7 +529,10 @@ impl Producer {
         pipeline
     }
 
-    /// Records accepted and not yet completed.
+    /// Records accepted and not yet completed. A record's completion is
+    /// reported just before it stops counting here, so the count can trail
+    /// the last completion by a moment; [`Producer::flush`] returns once it
+    /// is zero, and by then every completion has been reported.
     pub fn outstanding(&self) -> usize {
         self.shared().capacity.records()
     }
