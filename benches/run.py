@@ -15,6 +15,7 @@ them into tables and plots.
     python3 benches/run.py python         # (4) Python bindings vs boto3
     python3 benches/run.py memory         # (6) dead endpoint, RSS over time
     python3 benches/run.py c              # the C ABI vs the Rust API
+    python3 benches/run.py emulator --emulators OLD,NEW   # emulator builds, alternated
     python3 benches/run.py all
     add --smoke for tiny inputs (benches/smoke.sh does that)
 
@@ -138,8 +139,8 @@ class TreeSampler(threading.Thread):
 
 
 class Emulator:
-    def __init__(self, limits=False, shards=4, stream="s"):
-        args = [EMULATOR, "--port", "0", "--tls-port", "0", "--retain", "0",
+    def __init__(self, limits=False, shards=4, stream="s", binary=None):
+        args = [binary or EMULATOR, "--port", "0", "--tls-port", "0", "--retain", "0",
                 "--stream", f"{stream}:{shards}", "--exit-on-stdin-close"]
         if not limits:
             args.append("--no-limits")
@@ -513,13 +514,45 @@ def suite_c(a):
     return runs
 
 
+def suite_emulator(a):
+    """Emulator builds alternated under the same `shardline-load` run
+    (--emulators A,B,...; default: this build alone): the emulator's CPU
+    per user record, which the producer's share of the two cores depends
+    on. Used for the emulator's decoding round in BENCHMARKS.md."""
+    binaries = a.emulators.split(",") if a.emulators else [EMULATOR]
+    sizes = [100] if a.smoke else [int(x) for x in a.sizes.split(",")]
+    runs = []
+    for size in sizes:
+        n = 5_000 if a.smoke else E2E_RECORDS.get(size, 100_000)
+        for rep in range(a.reps):
+            for binary in binaries:
+                emu = Emulator(limits=False, binary=binary)
+                try:
+                    r = run_harness([LOAD, "--endpoint", emu.http, "--record-size", str(size),
+                                     "--records", str(n), "--no-rate-limit",
+                                     "--label", binary], emu)
+                finally:
+                    emu.close()
+                r["rep"] = rep
+                r["emulator_binary"] = binary
+                r["emulator_cpu_us_per_record"] = round(r["emulator_cpu_s"] / n * 1e6, 3)
+                log(f"{binary}: {size} B, {r['records_per_s']:,.0f} records/s, "
+                    f"emulator {r['emulator_cpu_us_per_record']} CPU us/record")
+                runs.append(r)
+    save("emulator", runs, a.smoke)
+    return runs
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suite", choices=["e2e", "kpl", "utilisation", "memory", "python", "c", "all"])
+    p.add_argument("suite", choices=["e2e", "kpl", "utilisation", "memory", "python", "c",
+                                     "emulator", "all"])
     p.add_argument("--smoke", action="store_true", help="tiny inputs (CI)")
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--who", default="shardline,kpl", help="utilisation/memory: which producers")
     p.add_argument("--python", help="interpreter with shardline, boto3, aws-kinesis-agg")
+    p.add_argument("--emulators", help="emulator: comma-separated emulator binaries to alternate")
+    p.add_argument("--sizes", default="100,10240", help="emulator: record sizes")
     p.add_argument("--bin-dir", help="directory with shardline-emulator and shardline-load "
                    "(default: $SHARDLINE_BIN_DIR, else target/release)")
     a = p.parse_args()
@@ -533,7 +566,8 @@ def main():
             sys.exit(f"{binary} is missing: build it first (see the docstring) or pass --bin-dir")
     log(f"machine: {machine()}")
     suites = {"e2e": suite_e2e, "kpl": suite_kpl, "utilisation": suite_utilisation,
-              "memory": suite_memory, "python": suite_python, "c": suite_c}
+              "memory": suite_memory, "python": suite_python, "c": suite_c,
+              "emulator": suite_emulator}
     for name in (suites if a.suite == "all" else [a.suite]):
         suites[name](a)
 

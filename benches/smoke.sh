@@ -10,7 +10,7 @@
 # memory suite (3 s), Shardline against the Java KPL (5,000 records each;
 # needs java and mvn, which fetches the KPL from Maven Central), the C
 # harness against libshardline.a (5,000 records; needs cc), the emulator
-# A/B script (5,000 records), and the
+# suite (5,000 records), and the
 # Python script if an interpreter with shardline is given in
 # $SHARDLINE_PYTHON. Exits non-zero on any failure.
 set -euo pipefail
@@ -33,8 +33,7 @@ python3 benches/run.py memory --smoke --who shardline
 mvn -q -f benches/kpl/pom.xml package -DskipTests
 python3 benches/run.py kpl --smoke --reps 1
 python3 benches/run.py c --smoke --reps 1
-bin_dir="${SHARDLINE_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}"
-SHARDLINE_LOAD="$bin_dir/shardline-load" benches/ab_emulator.sh 5000 100 1 "$bin_dir/shardline-emulator"
+python3 benches/run.py emulator --smoke --reps 1
 if [[ -n "${SHARDLINE_PYTHON:-}" ]]; then
     python3 benches/run.py python --smoke --reps 1 --python "$SHARDLINE_PYTHON"
 fi
@@ -63,6 +62,11 @@ if sorted(r["harness"] for r in c) != ["c", "shardline"]:
 for r in c:
     if not (r["delivered"] == r["sent"] and r["failed"] == 0 and r.get("readback_ok")):
         print("c smoke run failed:", {k: r.get(k) for k in ("harness", "sent", "delivered", "failed", "readback_ok")})
+        ok = False
+emulator = json.load(open("benches/results/emulator-smoke.json"))["runs"]
+for r in emulator:
+    if not (r["delivered"] == r["sent"] and r["failed"] == 0 and r.get("readback_ok")):
+        print("emulator smoke run failed:", {k: r.get(k) for k in ("sent", "delivered", "failed", "readback_ok")})
         ok = False
 mem = json.load(open("benches/results/memory-smoke.json"))["runs"]
 if not all(r["tree_peak_rss_bytes"] > 0 and r["rss_timeline"] for r in mem):
