@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds libshardline (static and shared) and the emulator, compiles the C
-# tests in ffi/tests/*.c with -Wall -Wextra -Werror against both libraries,
-# runs them against a fresh emulator, then once more under valgrind.
+# tests in ffi/tests/*.c and examples/c/producer.c with -Wall -Wextra -Werror
+# against both libraries, runs them against a fresh emulator, then the tests
+# once more under valgrind.
 # Prints "N passed, M failed" last and exits non-zero on any failure.
 #
 #   ffi/run-c-tests.sh              debug build
@@ -90,6 +91,36 @@ for t in "${tests[@]}"; do
     echo "-- $t"
     timeout 600 "$out/$t"
     record "$t" $?
+done
+
+echo "== the example program (examples/c/producer.c), static and shared"
+example="$root/examples/c/producer.c"
+for link in static shared; do
+    if [ "$link" = static ]; then
+        libs=("$lib_dir/libshardline.a" -Wl,--gc-sections $native_libs)
+    else
+        libs=(-L "$lib_dir" -Wl,-rpath,"$lib_dir" -lshardline)
+    fi
+    if ! cc "${cflags[@]}" "$example" -o "$out/producer-$link" "${libs[@]}"; then
+        record "compile example ($link)" 1
+        continue
+    fi
+    # It sends 10,000 events and exits non-zero if any failed.
+    timeout 120 "$out/producer-$link" ffi-test "$SHARDLINE_TEST_ENDPOINT" >"$out/producer-$link.log" 2>&1
+    status=$?
+    cat "$out/producer-$link.log"
+    if [ $status -eq 0 ] && ! grep -q '^10000 delivered, 0 failed' "$out/producer-$link.log"; then
+        status=1
+    fi
+    record "example producer ($link)" $status
+    # Every object in libshardline.a must mark its stack non-executable, or
+    # the linker gives the whole C program an executable stack.
+    if readelf -lW "$out/producer-$link" | grep -q 'GNU_STACK.* RWE '; then
+        echo "producer-$link has an executable stack"
+        record "no executable stack ($link)" 1
+    else
+        record "no executable stack ($link)" 0
+    fi
 done
 
 if [ -z "${NO_VALGRIND:-}" ]; then

@@ -25,6 +25,9 @@ pub mod handle;
 pub mod producer;
 pub mod result;
 
+#[cfg(test)]
+mod panic_safety_tests;
+
 pub use result::shardline_result;
 use result::shardline_result::*;
 
