@@ -673,11 +673,13 @@ fn parse_flow(
             )?;
         }
     }
-    for (key, shardline_key) in [
-        ("retryInitialBackoffMillis", "min_backoff"),
-        ("retryMaxBackoffMillis", "max_backoff"),
+    // The producer's ranges: an initial backoff over a minute is refused by
+    // `min_backoff` anyway, and saying so here names the agent's key.
+    for (key, shardline_key, max) in [
+        ("retryInitialBackoffMillis", "min_backoff", 60_000),
+        ("retryMaxBackoffMillis", "max_backoff", 600_000),
     ] {
-        if let Some(n) = flow.integer(key, 1, 600_000)? {
+        if let Some(n) = flow.integer(key, 1, max)? {
             set(
                 &mut producer,
                 shardline_key,
@@ -794,6 +796,11 @@ mod tests {
         assert!(
             err(&flow(r#","multiLineStartPattern":"(""#))
                 .starts_with("flows[0].multiLineStartPattern:")
+        );
+        let e = err(&flow(r#","retryInitialBackoffMillis":60001"#));
+        assert!(
+            e.starts_with("flows[0].retryInitialBackoffMillis:") && e.contains("60000"),
+            "{e}"
         );
         assert!(
             err(&flow(r#","shardline.producer":{"rate_limit":"0"}"#))
