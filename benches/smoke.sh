@@ -2,6 +2,7 @@
 # Smoke test of the benchmark harnesses on tiny inputs (CI runs this; the
 # real runs are in BENCHMARKS.md). Builds and uses the release binaries:
 #   cargo build --release -p shardline-emulator -p shardline-benches --bins
+#   cargo build --release -p shardline-ffi --lib
 # unless SHARDLINE_BIN_DIR names a directory holding shardline-emulator and
 # shardline-load already (CI: target/debug, built by scripts/test.sh), which
 # also skips the build. Ends with an "N passed, M failed" line.
@@ -23,6 +24,7 @@ if [[ -n "${SHARDLINE_BIN_DIR:-}" ]]; then
 fi
 if [[ "${SMOKE_BUILD:-1}" == 1 ]]; then
     cargo build --release -q -p shardline-emulator -p shardline-benches --bins
+    cargo build --release -q -p shardline-ffi --lib   # libshardline.a for the C harness
 fi
 built=$SECONDS
 py=python3

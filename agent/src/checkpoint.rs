@@ -3,8 +3,11 @@
 //! A record's completion arrives on a producer thread, in any order. Each
 //! file has a [`Progress`]: the offset up to which *every* byte belongs to
 //! an acknowledged (or deliberately skipped) record. Only that contiguous
-//! offset is checkpointed, so after `kill -9` a restart resends at most the
-//! records that were not yet acknowledged — never skips one.
+//! offset is checkpointed, so after `kill -9` a restart never skips a
+//! record; it resends what lies past the last checkpoint written: records
+//! not yet acknowledged, those acknowledged behind one that was not, and
+//! those acknowledged since (the file is written every
+//! `--checkpoint-interval-ms`).
 //!
 //! The checkpoint file is replaced atomically: write a temporary file,
 //! fsync it, rename it over the old one, fsync the directory. A crash at any

@@ -70,8 +70,9 @@ pub enum FirehoseFraming {
     Newline,
 }
 
-/// Configuration of a [`Producer`](crate::Producer) or
-/// [`FirehoseProducer`](crate::FirehoseProducer).
+/// Configuration of a [`Producer`](crate::Producer), for Kinesis
+/// ([`Producer::new`](crate::Producer::new)) or Firehose
+/// ([`Producer::firehose`](crate::Producer::firehose)).
 ///
 /// Defaults follow the KPL where the KPL has the option. `Debug` never
 /// prints secrets.

@@ -25,8 +25,8 @@
 //!   [`DeliveryFuture`], a boxed [`DeliveryCallback`], or a call of a shared
 //!   [`DeliveryHandler`] with the tag the record was sent with (the
 //!   `*_with_handler` sends: no allocation per record, the fastest path).
-//!   Throttled and transiently failed records are retried, alone, after a
-//!   backoff. Delivery is at least once: a request that timed out after the
+//!   Failed records are retried alone: transient failures after a backoff,
+//!   throttled ones paced by the shard's adaptive limiter. Delivery is at least once: a request that timed out after the
 //!   service stored it is retried and the record stored twice.
 //! - **What `close` does, and what skipping it loses.** [`Producer::close`]
 //!   delivers outstanding records for up to a timeout and fails the rest.
