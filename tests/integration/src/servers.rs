@@ -127,7 +127,6 @@ pub struct LocalServer {
 pub struct Kinesalite;
 impl Kinesalite {
     /// Starts kinesalite on a free loopback port.
-    #[allow(clippy::new_ret_no_self)]
     pub fn start() -> LocalServer {
         LocalServer::start(ServerKind::Kinesalite)
     }
