@@ -44,24 +44,28 @@ fi
 native_libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
 cflags=(-std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -g -I "$ffi_dir/include")
 
+# compile SRC NAME LINK: builds $out/NAME-LINK against the static or the
+# shared library and records the outcome; succeeds if it built.
+compile() {
+    local libs
+    if [ "$3" = static ]; then
+        libs=("$lib_dir/libshardline.a" -Wl,--gc-sections $native_libs)
+    else
+        libs=(-L "$lib_dir" -Wl,-rpath,"$lib_dir" -lshardline -lpthread)
+    fi
+    cc "${cflags[@]}" "$1" -o "$out/$2-$3" "${libs[@]}"
+    local status=$?
+    record "compile $2 ($3)" $status
+    return $status
+}
+
 echo "== compiling C tests"
 tests=()
 for src in "$ffi_dir"/tests/*.c; do
     name="$(basename "$src" .c)"
-    if cc "${cflags[@]}" "$src" -o "$out/$name-static" \
-          "$lib_dir/libshardline.a" -Wl,--gc-sections $native_libs; then
-        record "compile $name (static)" 0
-        tests+=("$name-static")
-    else
-        record "compile $name (static)" 1
-    fi
-    if cc "${cflags[@]}" "$src" -o "$out/$name-shared" \
-          -L "$lib_dir" -Wl,-rpath,"$lib_dir" -lshardline -lpthread; then
-        record "compile $name (shared)" 0
-        tests+=("$name-shared")
-    else
-        record "compile $name (shared)" 1
-    fi
+    for link in static shared; do
+        compile "$src" "$name" "$link" && tests+=("$name-$link")
+    done
 done
 
 echo "== starting the emulator"
@@ -94,17 +98,8 @@ for t in "${tests[@]}"; do
 done
 
 echo "== the example program (examples/c/producer.c), static and shared"
-example="$root/examples/c/producer.c"
 for link in static shared; do
-    if [ "$link" = static ]; then
-        libs=("$lib_dir/libshardline.a" -Wl,--gc-sections $native_libs)
-    else
-        libs=(-L "$lib_dir" -Wl,-rpath,"$lib_dir" -lshardline)
-    fi
-    if ! cc "${cflags[@]}" "$example" -o "$out/producer-$link" "${libs[@]}"; then
-        record "compile example ($link)" 1
-        continue
-    fi
+    compile "$root/examples/c/producer.c" producer "$link" || continue
     # It sends 10,000 events and exits non-zero if any failed.
     timeout 120 "$out/producer-$link" ffi-test "$SHARDLINE_TEST_ENDPOINT" >"$out/producer-$link.log" 2>&1
     status=$?
