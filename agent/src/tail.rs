@@ -16,7 +16,11 @@
 //!   pending acknowledgements) and only its unread tail is sent; the
 //!   truncated original starts again at offset 0. The original's state is
 //!   kept for a few seconds after the truncation in case the copy is seen
-//!   only afterwards.
+//!   only afterwards. A new file that could be such a copy still being
+//!   written (its bytes so far are the start of a followed file, and it is
+//!   shorter than what we read of that file) is left alone until it stops
+//!   changing: read from offset 0 half-way through the copy, it would send
+//!   again everything already read from the original.
 //! - **new files** matching the glob are read from their start.
 //!
 //! Truncation is noticed when a file is shorter than what we consumed, or
@@ -213,7 +217,9 @@ pub(crate) struct TailedFile {
     consumed: u64,
     size: u64,
     progress: SharedProgress,
-    fingerprint: Fingerprint,
+    /// Its first bytes (up to [`Fingerprint::MAX_LEN`]), to recognise its
+    /// truncation and its copies.
+    head: Vec<u8>,
     split: SplitState,
     last_change: Instant,
     in_glob: bool,
@@ -235,6 +241,51 @@ impl TailedFile {
                 .read_head(fingerprint.len)
                 .is_ok_and(|head| Fingerprint::of(&head) == fingerprint)
     }
+
+    /// True when this file still begins with the `head` read from it earlier.
+    fn still_starts_with(&self, head: &[u8]) -> bool {
+        self.size >= head.len() as u64
+            && self
+                .read_head(head.len() as u64)
+                .is_ok_and(|now| now == head)
+    }
+}
+
+/// How a new file relates to a file we read `consumed` bytes of, whose first
+/// bytes are `original_head`.
+#[derive(Debug, PartialEq, Eq)]
+enum Kinship {
+    /// It holds at least what we read, and starts the same: a copy.
+    Copy,
+    /// All it holds so far is the start of the original, but less than we
+    /// read: a copy still being written, or a file made from an older state.
+    MaybeCopy,
+    Unrelated,
+}
+
+fn kinship(original_head: &[u8], consumed: u64, new_head: &[u8], new_size: u64) -> Kinship {
+    if consumed == 0 || original_head.is_empty() {
+        Kinship::Unrelated
+    } else if new_size >= consumed && new_head.starts_with(original_head) {
+        Kinship::Copy
+    } else if new_size < consumed && original_head.starts_with(new_head) {
+        Kinship::MaybeCopy
+    } else {
+        Kinship::Unrelated
+    }
+}
+
+/// True when the file changed (data, size or attributes) within `window`.
+/// The inode change time is used because nothing can set it back.
+fn changed_within(meta: &Metadata, window: Duration) -> bool {
+    let changed = std::time::UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(meta.ctime()).unwrap_or(0),
+            u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+        );
+    std::time::SystemTime::now()
+        .duration_since(changed)
+        .map_or(true, |age| age < window)
 }
 
 fn read_fully_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
@@ -254,7 +305,7 @@ fn read_fully_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> 
 /// appears later.
 #[derive(Debug)]
 struct Ghost {
-    fingerprint: Fingerprint,
+    head: Vec<u8>,
     consumed: u64,
     progress: SharedProgress,
     split: SplitState,
@@ -354,12 +405,12 @@ impl Tailer {
             }
             file.size = size;
             let replaced =
-                size < file.consumed || (file.consumed > 0 && !file.starts_like(file.fingerprint));
+                size < file.consumed || (file.consumed > 0 && !file.still_starts_with(&file.head));
             if replaced {
                 tracing::info!(path = %file.path.display(), "file was truncated; reading it from the start");
                 let fresh = Arc::new(Mutex::new(Progress::new(0)));
                 self.ghosts.push(Ghost {
-                    fingerprint: file.fingerprint,
+                    head: std::mem::take(&mut file.head),
                     consumed: file.consumed,
                     progress: std::mem::replace(&mut file.progress, fresh),
                     split: std::mem::take(&mut file.split),
@@ -370,13 +421,12 @@ impl Tailer {
                     header_lines_left: self.splitter.skip_header_lines,
                     discarding: false,
                 };
-                file.fingerprint = Fingerprint::of(&[]);
             }
-            if file.fingerprint.len < Fingerprint::MAX_LEN
-                && size > file.fingerprint.len
+            if (file.head.len() as u64) < Fingerprint::MAX_LEN
+                && size > file.head.len() as u64
                 && let Ok(head) = file.read_head(Fingerprint::MAX_LEN)
             {
-                file.fingerprint = Fingerprint::of(&head);
+                file.head = head;
             }
         }
 
@@ -402,7 +452,7 @@ impl Tailer {
             consumed: 0,
             size,
             progress: Arc::new(Mutex::new(Progress::new(0))),
-            fingerprint: Fingerprint::of(&[]),
+            head: Vec::new(),
             split: SplitState {
                 header_lines_left: self.splitter.skip_header_lines,
                 discarding: false,
@@ -410,7 +460,7 @@ impl Tailer {
             last_change: Instant::now(),
             in_glob: true,
         };
-        tailed.fingerprint = Fingerprint::of(&tailed.read_head(Fingerprint::MAX_LEN)?);
+        tailed.head = tailed.read_head(Fingerprint::MAX_LEN)?;
         let first_scan = !self.scanned;
 
         let resume =
@@ -449,11 +499,27 @@ impl Tailer {
             self.files.push(tailed);
             return Ok(());
         }
-        // 2. A copy of a file we follow (copytruncate): take over its
+        // 2. Possibly a copy (copytruncate) still being written: decide
+        //    once it holds what we read of the original, or stops changing.
+        let new_head = tailed.head.clone();
+        let kin = |head: &[u8], consumed: u64| kinship(head, consumed, &new_head, size);
+        let maybe_copy = self
+            .files
+            .iter()
+            .map(|f| kin(&f.head, f.consumed))
+            .chain(self.ghosts.iter().map(|g| kin(&g.head, g.consumed)))
+            .any(|k| k == Kinship::MaybeCopy);
+        if maybe_copy && changed_within(&meta, QUIET_FLUSH) {
+            tracing::debug!(path = %tailed.path.display(), "new file may be a copy still being written; waiting");
+            return Ok(());
+        }
+        // 3. A copy of a file we follow (copytruncate): take over its
         //    progress; the original continues with a fresh one.
-        if let Some(original) = self.files.iter_mut().find(|f| {
-            f.consumed > 0 && size >= f.consumed && tailed_starts_like(&tailed, f.fingerprint)
-        }) {
+        if let Some(original) = self
+            .files
+            .iter_mut()
+            .find(|f| kin(&f.head, f.consumed) == Kinship::Copy)
+        {
             let consumed = original.consumed;
             let fresh = Arc::new(Mutex::new(Progress::new(consumed)));
             let progress = std::mem::replace(&mut original.progress, fresh);
@@ -462,20 +528,23 @@ impl Tailer {
             self.files.push(tailed);
             return Ok(());
         }
-        if let Some(i) = self.ghosts.iter().position(|g| {
-            g.consumed > 0 && size >= g.consumed && tailed_starts_like(&tailed, g.fingerprint)
-        }) {
+        if let Some(i) = self
+            .ghosts
+            .iter()
+            .position(|g| kin(&g.head, g.consumed) == Kinship::Copy)
+        {
             let ghost = self.ghosts.swap_remove(i);
             resume(ghost.consumed, ghost.progress, ghost.split, &mut tailed);
             tracing::info!(path = %tailed.path.display(), consumed = ghost.consumed, "found the copy of a truncated file; reading only its unread tail");
             self.files.push(tailed);
             return Ok(());
         }
-        // 3. A copy made while we were down of a file we had checkpointed.
+        // 4. A copy made while we were down of a file we had checkpointed.
         if first_scan
-            && let Some(saved) = self.saved.iter().find(|c| {
-                c.offset > 0 && size >= c.offset && tailed_starts_like(&tailed, c.fingerprint)
-            })
+            && let Some(saved) = self
+                .saved
+                .iter()
+                .find(|c| c.offset > 0 && size >= c.offset && tailed.starts_like(c.fingerprint))
         {
             let offset = saved.offset;
             resume(
@@ -487,7 +556,7 @@ impl Tailer {
             self.files.push(tailed);
             return Ok(());
         }
-        // 4. initialPosition, for files present at the very first start.
+        // 5. initialPosition, for files present at the very first start.
         if first_scan && self.first_run && self.initial_position == InitialPosition::EndOfFile {
             resume(
                 size,
@@ -496,7 +565,7 @@ impl Tailer {
                 &mut tailed,
             );
         }
-        // 5. Otherwise a new file: from its start.
+        // 6. Otherwise a new file: from its start.
         tracing::info!(path = %tailed.path.display(), offset = tailed.consumed, "following file");
         self.files.push(tailed);
         Ok(())
@@ -556,7 +625,7 @@ impl Tailer {
                 dev: f.id.dev,
                 ino: f.id.ino,
                 offset: f.progress.lock().map(|p| p.acked()).unwrap_or(0),
-                fingerprint: f.fingerprint,
+                fingerprint: Fingerprint::of(&f.head),
             })
             .collect()
     }
@@ -573,10 +642,6 @@ impl Tailer {
     pub(crate) fn file_count(&self) -> usize {
         self.files.len()
     }
-}
-
-fn tailed_starts_like(file: &TailedFile, fingerprint: Fingerprint) -> bool {
-    file.starts_like(fingerprint)
 }
 
 #[cfg(test)]
@@ -601,6 +666,59 @@ mod tests {
                     .map(|d| String::from_utf8(d.clone()).unwrap())
             })
             .collect()
+    }
+
+    #[test]
+    fn kinship_tells_copies_from_files_still_being_copied() {
+        let head = b"line 1\nline 2\n";
+        // Holds what we read (10 bytes) and starts the same.
+        assert_eq!(kinship(head, 10, head, 20), Kinship::Copy);
+        // Half-written copy: a prefix of the original, shorter than read.
+        assert_eq!(kinship(head, 10, b"line", 4), Kinship::MaybeCopy);
+        assert_eq!(kinship(head, 10, b"", 0), Kinship::MaybeCopy);
+        // Different bytes, or an original we have not read from.
+        assert_eq!(kinship(head, 10, b"other\n", 6), Kinship::Unrelated);
+        assert_eq!(kinship(head, 10, b"other line\n", 20), Kinship::Unrelated);
+        assert_eq!(kinship(head, 0, b"", 0), Kinship::Unrelated);
+    }
+
+    /// The race the copytruncate rotation test once lost: a scan that sees
+    /// the copy half-written must not follow it from offset 0.
+    #[test]
+    fn a_copy_seen_half_written_is_followed_from_the_original_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("data.log");
+        let lines: String = (0..100).map(|i| format!("line {i:03}\n")).collect();
+        std::fs::write(&log, &lines).unwrap();
+        let mut splitter = splitter(None);
+        splitter.max_record = 100;
+        let mut tailer = Tailer::new(
+            format!("{}*", log.display()),
+            splitter,
+            InitialPosition::StartOfFile,
+            None,
+        );
+        tailer.scan();
+        assert_eq!(tailer.read().len(), 100);
+
+        // The copy, caught half-way: left alone.
+        let copy = dir.path().join("data.log.1");
+        std::fs::write(&copy, &lines[..lines.len() / 2]).unwrap();
+        tailer.scan();
+        assert_eq!(tailer.file_count(), 1);
+        assert!(tailer.read().is_empty());
+
+        // Copy finished, original truncated, then written to again.
+        std::fs::write(&copy, &lines).unwrap();
+        std::fs::write(&log, "after\n").unwrap();
+        tailer.scan();
+        assert_eq!(tailer.file_count(), 2);
+        let read: Vec<_> = tailer
+            .read()
+            .into_iter()
+            .map(|r| r.record.data.unwrap())
+            .collect();
+        assert_eq!(read, vec![b"after".to_vec()]);
     }
 
     #[test]
