@@ -36,30 +36,37 @@ fn kill_9_then_restart_loses_nothing() {
     );
     let total = 6000;
     let mut agent = setup.start_agent(0);
-    // A writer that keeps appending while the agent is killed.
+    // A writer that appends the first half, waits for the kill, then appends
+    // the rest while the agent is down: the kill falls mid-stream by
+    // construction, however slowly the machine runs.
+    let (killed_tx, killed_rx) = std::sync::mpsc::channel::<()>();
     let writer = {
         let log = log.clone();
         std::thread::spawn(move || {
-            for chunk in (0..total).collect::<Vec<_>>().chunks(200) {
+            for (n, chunk) in (0..total).collect::<Vec<_>>().chunks(200).enumerate() {
+                if n == total / 200 / 2 {
+                    killed_rx.recv().unwrap();
+                }
                 append(&log, chunk.iter().map(|&i| line(i)));
                 std::thread::sleep(Duration::from_millis(40));
             }
         })
     };
-    std::thread::sleep(Duration::from_millis(500));
+    // What the agent has checkpointed: every line below this offset was
+    // delivered.
+    let checkpointed = || -> Option<u64> {
+        let checkpoint: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(setup.path("checkpoints")).ok()?).ok()?;
+        checkpoint["flows"].as_object()?.values().next()?[0]["offset"].as_u64()
+    };
+    let progressed = wait_until(Duration::from_secs(30), || {
+        checkpointed().is_some_and(|offset| offset > 0)
+    });
     agent.kill().unwrap(); // SIGKILL
     agent.wait().unwrap();
-    // What the dead agent left: every line below this offset was delivered.
-    let checkpoint: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(setup.path("checkpoints")).unwrap()).unwrap();
-    let offset = checkpoint["flows"]
-        .as_object()
-        .unwrap()
-        .values()
-        .next()
-        .unwrap()[0]["offset"]
-        .as_u64()
-        .unwrap();
+    killed_tx.send(()).unwrap(); // the rest is written while it is down
+    assert!(progressed, "nothing was checkpointed before the kill");
+    let offset = checkpointed().unwrap();
     let acknowledged = (offset / LINE_BYTES) as usize;
     let before_restart = stream_lines(&emulator, "s").len();
     assert!(acknowledged > 0, "nothing was checkpointed before the kill");

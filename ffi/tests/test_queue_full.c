@@ -108,7 +108,10 @@ static void test_flush_timeout_and_free(void) {
     clock_gettime(CLOCK_MONOTONIC, &start);
     CHECK_RC(shardline_producer_flush(p, 300), SHARDLINE_TIMEOUT);
     long waited = elapsed_ms(start);
-    CHECK(waited >= 290 && waited < 5000);
+    /* As above, the upper bounds only catch a hang (valgrind, loaded host). */
+    if (!(waited >= 290 && waited < 30000))
+        fprintf(stderr, "flush with a 300 ms timeout returned after %ld ms\n", waited);
+    CHECK(waited >= 290 && waited < 30000);
     CHECK(shardline_producer_outstanding(p) == 50);
     CHECK(shardline_producer_poll(p, 0) == 0);
 
@@ -118,7 +121,7 @@ static void test_flush_timeout_and_free(void) {
     waited = elapsed_ms(start);
     printf("free after flush timeout: %ld closed, %ld ok, %ld other, %ld ms\n", c.closed, c.ok, c.other, waited);
     CHECK(c.closed == 50 && c.ok == 0 && c.other == 0);
-    CHECK(waited < 5000);
+    CHECK(waited < 30000);
     close(fd);
 }
 

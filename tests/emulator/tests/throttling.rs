@@ -81,9 +81,16 @@ async fn a_three_mib_blast_into_one_shard_is_mostly_throttled() {
     let stats = emulator.stats();
     let shard = &stats.streams["t"].shards["shardId-000000000000"];
     assert_eq!(shard.throttled_records, throttled as u64);
-    assert!(shard.utilisation > 0.9, "{shard:?}");
+    // The window itself may have moved on by now on a slow machine; its
+    // peak cannot.
+    assert!(shard.peak_utilisation > 0.9, "{shard:?}");
 
-    // PutRecord is refused as a whole with a 400 of the same type.
+    // PutRecord is refused as a whole with a 400 of the same type. A quota
+    // smaller than the record refuses it however late it arrives.
+    emulator.set_shard_limits(Some(ShardLimits {
+        bytes_per_second: 32 * KIB as u64,
+        ..ShardLimits::default()
+    }));
     let e = client
         .put_record()
         .stream_name("t")
@@ -99,18 +106,22 @@ async fn a_three_mib_blast_into_one_shard_is_mostly_throttled() {
     assert!(error_message(&e).contains("Rate exceeded for shard"));
 }
 
-/// Sends `record_bytes`-sized records (data + key), four per request, ten
-/// requests per second, for `seconds`; returns (records sent, throttled).
+/// Sends `record_bytes`-sized records (data + key), four per request, each
+/// request 100 ms after the previous one was answered, `requests` times;
+/// returns (records sent, throttled).
+///
+/// Pacing from the previous answer rather than from a clock tick makes the
+/// bound hold however the test is scheduled: two requests are admitted more
+/// than 100 ms apart, so any one-second window holds at most ten of them. A
+/// late request never catches up by arriving together with the next.
 async fn paced(
     client: &aws_sdk_kinesis::Client,
     stream: &str,
     record_bytes: usize,
-    seconds: u32,
+    requests: u32,
 ) -> (usize, usize) {
-    let started = tokio::time::Instant::now();
     let (mut sent, mut throttled) = (0, 0);
-    for tick in 0..seconds * 10 {
-        tokio::time::sleep_until(started + Duration::from_millis(100) * tick).await;
+    for _ in 0..requests {
         // Keys are "k0".."k3": two bytes of the record's size.
         let out = client
             .put_records()
@@ -121,6 +132,7 @@ async fn paced(
             .unwrap();
         sent += out.records().len();
         throttled += out.failed_record_count().unwrap_or(0) as usize;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     (sent, throttled)
 }
@@ -135,42 +147,59 @@ async fn one_mib_per_second_sustained_is_not_throttled() {
     .await
     .unwrap();
     let client = kinesis(&emulator.endpoint());
-    client.list_streams().send().await.unwrap(); // connect before timing
 
-    // At 90% of the quota (900 KiB/s) timing jitter of up to a tick
-    // (100 ms) still fits in the rolling window: nothing is throttled.
-    let (sent, throttled) = paced(&client, "u", 90 * KIB / 4, 3).await;
+    // Ten requests a second at most, of 90% and then of 100% of a tenth of
+    // the quota: a producer that never exceeds 1 MiB in any second is never
+    // refused, even right at the quota (10 x 4 x 26,214 B = 1,048,560 B).
+    let (sent, throttled) = paced(&client, "u", 90 * KIB / 4, 30).await;
     assert_eq!(throttled, 0, "{throttled} of {sent} throttled at 90%");
+    let (sent, throttled) = paced(&client, "s", 1024 * KIB / 40, 30).await;
+    assert_eq!(throttled, 0, "{throttled} of {sent} throttled at 100%");
+}
 
-    // At the quota itself (1,024 KiB/s), a request that is served a little
-    // earlier than the one a second before it finds the window full, so a
-    // few records are throttled, as a real shard would do too; allow 10%.
-    let (sent, throttled) = paced(&client, "s", 1024 * KIB / 40, 3).await;
-    assert!(
-        throttled * 10 <= sent,
-        "{throttled} of {sent} throttled at 100%"
-    );
+/// Runs `scenario` (which builds its own emulator) until one run takes under
+/// 900 ms, and returns that run's result. The exact counts these tests check
+/// hold when every request falls in one second of the quota window; a run a
+/// loaded machine stretched past that is not evidence either way, so it is
+/// run again rather than judged with looser bounds.
+async fn within_one_second<T, F: std::future::Future<Output = T>>(
+    mut scenario: impl FnMut() -> F,
+) -> T {
+    for _ in 0..5 {
+        let started = Instant::now();
+        let out = scenario().await;
+        if started.elapsed() < Duration::from_millis(900) {
+            return out;
+        }
+    }
+    panic!("five runs each took over 900 ms: the machine is too slow for this test");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_per_second_limit_and_runtime_changes() {
-    let emulator = Emulator::start(EmulatorConfig::default().with_stream("r", 1))
-        .await
-        .unwrap();
-    let client = kinesis(&emulator.endpoint());
-    let (mut ok, mut throttled) = (0, 0);
-    for _ in 0..3 {
-        let out = client
-            .put_records()
-            .stream_name("r")
-            .set_records(Some(batch(500, 10)))
-            .send()
+    let (emulator, ok, throttled) = within_one_second(|| async {
+        let emulator = Emulator::start(EmulatorConfig::default().with_stream("r", 1))
             .await
             .unwrap();
-        throttled += out.failed_record_count().unwrap() as usize;
-        ok += out.records().len() - out.failed_record_count().unwrap() as usize;
-    }
+        let client = kinesis(&emulator.endpoint());
+        client.list_streams().send().await.unwrap(); // connect first
+        let (mut ok, mut throttled) = (0, 0);
+        for _ in 0..3 {
+            let out = client
+                .put_records()
+                .stream_name("r")
+                .set_records(Some(batch(500, 10)))
+                .send()
+                .await
+                .unwrap();
+            throttled += out.failed_record_count().unwrap() as usize;
+            ok += out.records().len() - out.failed_record_count().unwrap() as usize;
+        }
+        (emulator, ok, throttled)
+    })
+    .await;
     assert_eq!((ok, throttled), (1000, 500));
+    let client = kinesis(&emulator.endpoint());
 
     // Limits off at runtime: everything passes.
     emulator.set_shard_limits(None);
@@ -183,7 +212,7 @@ async fn records_per_second_limit_and_runtime_changes() {
         .unwrap();
     assert_eq!(out.failed_record_count(), Some(0));
 
-    // A custom limit, set through the admin endpoint.
+    // A custom limit, set at runtime; one request, so no timing involved.
     emulator.set_shard_limits(Some(ShardLimits {
         bytes_per_second: u64::MAX,
         records_per_second: 10,
@@ -204,57 +233,73 @@ async fn firehose_quotas_answer_service_unavailable() {
     use aws_sdk_firehose::primitives::Blob;
     use aws_sdk_firehose::types::Record;
 
-    let mut config = EmulatorConfig::default().with_delivery_stream("f");
-    config.firehose_limits = Some(FirehoseLimits {
-        records_per_second: 100,
-        bytes_per_second: u64::MAX,
-        requests_per_second: 3,
-    });
-    let emulator = Emulator::start(config).await.unwrap();
-    let client = common::firehose(&emulator.endpoint());
-    let records: Vec<_> = (0..150)
-        .map(|i| {
-            Record::builder()
-                .data(Blob::new(format!("{i}")))
-                .build()
-                .unwrap()
-        })
-        .collect();
-    let out = client
-        .put_record_batch()
-        .delivery_stream_name("f")
-        .set_records(Some(records))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.failed_put_count(), 50);
-    let failed = out
-        .request_responses()
-        .iter()
-        .filter(|r| r.error_code() == Some("ServiceUnavailableException"))
-        .count();
-    assert_eq!(failed, 50);
-    // Records quota used up: PutRecord is refused whole.
-    let e = client
-        .put_record()
-        .delivery_stream_name("f")
-        .record(Record::builder().data(Blob::new("x")).build().unwrap())
-        .send()
-        .await
-        .unwrap_err();
-    assert!(e.into_service_error().is_service_unavailable_exception());
-    // Requests quota (3/s): the fourth request in the second is refused whole.
-    for _ in 0..2 {
-        let e = client
-            .put_record()
+    struct Run {
+        batch_failed: i32,
+        batch_codes: Vec<Option<String>>,
+        put_record_refused: Vec<bool>,
+        accepted_records: u64,
+        throttled_requests: u64,
+    }
+    let run = within_one_second(|| async {
+        let mut config = EmulatorConfig::default().with_delivery_stream("f");
+        config.firehose_limits = Some(FirehoseLimits {
+            records_per_second: 100,
+            bytes_per_second: u64::MAX,
+            requests_per_second: 3,
+        });
+        let emulator = Emulator::start(config).await.unwrap();
+        let client = common::firehose(&emulator.endpoint());
+        let records: Vec<_> = (0..150)
+            .map(|i| {
+                Record::builder()
+                    .data(Blob::new(format!("{i}")))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let out = client
+            .put_record_batch()
             .delivery_stream_name("f")
-            .record(Record::builder().data(Blob::new("x")).build().unwrap())
+            .set_records(Some(records))
             .send()
             .await
-            .unwrap_err();
-        assert!(e.into_service_error().is_service_unavailable_exception());
-    }
-    let stats = emulator.stats();
-    assert_eq!(stats.delivery_streams["f"].accepted_records, 100);
-    assert_eq!(stats.delivery_streams["f"].throttled_requests, 1);
+            .unwrap();
+        let mut put_record_refused = Vec::new();
+        for _ in 0..3 {
+            let e = client
+                .put_record()
+                .delivery_stream_name("f")
+                .record(Record::builder().data(Blob::new("x")).build().unwrap())
+                .send()
+                .await;
+            put_record_refused
+                .push(e.is_err_and(|e| e.into_service_error().is_service_unavailable_exception()));
+        }
+        let stats = emulator.stats();
+        Run {
+            batch_failed: out.failed_put_count(),
+            batch_codes: out
+                .request_responses()
+                .iter()
+                .map(|r| r.error_code().map(str::to_owned))
+                .collect(),
+            put_record_refused,
+            accepted_records: stats.delivery_streams["f"].accepted_records,
+            throttled_requests: stats.delivery_streams["f"].throttled_requests,
+        }
+    })
+    .await;
+    // 100 records a second: the batch's last 50 are refused.
+    assert_eq!(run.batch_failed, 50);
+    let unavailable = run
+        .batch_codes
+        .iter()
+        .filter(|c| c.as_deref() == Some("ServiceUnavailableException"))
+        .count();
+    assert_eq!(unavailable, 50);
+    // Records quota used up: PutRecord is refused whole; then the requests
+    // quota (3/s) refuses the fourth request of the second whole too.
+    assert_eq!(run.put_record_refused, [true, true, true]);
+    assert_eq!(run.accepted_records, 100);
+    assert_eq!(run.throttled_requests, 1);
 }

@@ -187,32 +187,37 @@ fn sustained_overload_is_paced_near_capacity_with_few_throttles() {
     let producer = Producer::new(local_config(&emulator.endpoint())).unwrap();
     // 9 MiB into a 1 MiB/s shard: about 9 s of pacing. The rate is judged
     // on the middle of the run (seconds 2 to 7), where the producer is
-    // past its start and still has plenty queued.
+    // past its start and still has plenty queued: the shard's own rolling
+    // one-second window, sampled every 100 ms. The median is the verdict,
+    // so a stall of a second (a loaded machine) moves a few samples only.
     let records = workload(9 * 1024, 64, 1024);
-    let (window, results) = std::thread::scope(|s| {
+    let stream = || emulator.stats().streams["busy"].clone();
+    let (samples, accepted, throttled, results) = std::thread::scope(|s| {
         let sender = s.spawn(|| send_from_threads(&producer, "busy", records, 2));
         std::thread::sleep(Duration::from_secs(2));
-        let (from, at) = (emulator.stats().streams["busy"].clone(), Instant::now());
-        std::thread::sleep(Duration::from_secs(5));
-        let to = emulator.stats().streams["busy"].clone();
-        let seconds = at.elapsed().as_secs_f64();
+        let (from, at) = (stream(), Instant::now());
+        let mut samples = Vec::new();
+        while at.elapsed() < Duration::from_secs(5) {
+            samples.push(stream().shards["shardId-000000000000"].window_bytes);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let to = stream();
         (
-            (
-                (to.accepted_bytes - from.accepted_bytes) as f64 / seconds,
-                to.accepted_records - from.accepted_records,
-                to.throttled_records - from.throttled_records,
-            ),
+            samples,
+            to.accepted_records - from.accepted_records,
+            to.throttled_records - from.throttled_records,
             sender.join().unwrap(),
         )
     });
     assert!(results.iter().all(|r| r.is_ok()), "every record delivered");
-    let (bytes_per_second, accepted, throttled) = window;
-    let share = bytes_per_second / (1024.0 * 1024.0);
-    // The emulator never admits more than the quota; a few percent below
-    // it is the limiter's margin for timing jitter.
+    let mut sorted = samples.clone();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2] as f64 / (1024.0 * 1024.0);
+    // The emulator never admits more than the quota in any second; a few
+    // percent below it is the limiter's margin for timing jitter.
     assert!(
-        (0.85..=1.0).contains(&share),
-        "{share:.3} of 1 MiB/s in the steady window"
+        (0.85..=1.0).contains(&median),
+        "median {median:.3} of 1 MiB/s in the steady window; samples {samples:?}"
     );
     assert!(
         throttled * 20 <= accepted,
@@ -517,8 +522,10 @@ fn expired_credentials_are_retried_then_fail_with_the_code() {
     };
     let emulator =
         Emulator::start_in_background(EmulatorConfig::default().with_stream("creds", 1)).unwrap();
+    // A TTL long enough for several round trips even on a stalled machine
+    // (800 ms once was not: the record expired after one attempt).
     let config = local_config(&emulator.endpoint())
-        .record_ttl(Duration::from_millis(800))
+        .record_ttl(Duration::from_secs(4))
         .min_backoff(Duration::from_millis(20))
         .max_backoff(Duration::from_millis(50));
     let producer = Producer::new(config).unwrap();

@@ -681,9 +681,12 @@ fn credentials_that_stay_expired_fail_with_the_code() {
     let outcome = scenario(
         &emulator,
         "s",
-        config(&emulator.endpoint()).record_ttl(Duration::from_millis(1500)),
+        // The fault comes 200 ms into a 2 s spread: the records sent after
+        // it fail however late this thread runs, short of a 1.8 s stall; the
+        // TTL lets each of them get an answer (and so the code) first.
+        config(&emulator.endpoint()).record_ttl(Duration::from_secs(4)),
         1_000,
-        Duration::from_millis(500),
+        Duration::from_secs(2),
         || {
             std::thread::sleep(Duration::from_millis(200));
             emulator.set_faults(Faults {

@@ -326,6 +326,7 @@ fn shutdown_child(how: &str) {
         }
     };
     let returned_after = started.elapsed();
+    let completed_at_return = results.lock().unwrap().len();
     // Every record completes: at once after close, within close_timeout
     // (plus a little) after a drop.
     let deadline = started + close_timeout + Duration::from_secs(5);
@@ -349,6 +350,7 @@ fn shutdown_child(how: &str) {
         json!({
             "records": n,
             "completed": results.len(),
+            "completed_at_return": completed_at_return,
             "closed": closed,
             "closed_with_message": closed_with_message,
             "close_result": close_result,
@@ -409,10 +411,11 @@ fn close_with_records_in_flight_fails_them_within_the_timeout() {
     // is 20 s here).
     let returned = r["returned_after_ms"].as_u64().unwrap();
     assert!(
-        returned < 2_500,
+        returned < 10_000,
         "close took {returned} ms with a 1 s timeout"
     );
-    assert!(r["completed_after_ms"].as_u64().unwrap() <= returned + 50);
+    // Every record was reported before close returned.
+    assert_eq!(r["completed_at_return"].as_u64().unwrap(), n);
     assert_eq!(
         r["threads_after"], r["threads_before"],
         "no producer thread outlives close"
@@ -434,8 +437,9 @@ fn dropping_without_close_completes_every_record_in_the_background() {
     let r = run_shutdown_child("child_drop");
     eprintln!("drop: {r:#}");
     let n = r["records"].as_u64().unwrap();
-    // Drop never blocks the dropping thread...
-    assert!(r["returned_after_ms"].as_u64().unwrap() < 100);
+    // Drop never blocks the dropping thread (it would block for the 1 s
+    // close_timeout at least; the margin is for a loaded machine)...
+    assert!(r["returned_after_ms"].as_u64().unwrap() < 500);
     // ...and closes in the background: within close_timeout the records
     // still hanging fail as closed, and the threads end.
     assert_eq!(
@@ -445,7 +449,9 @@ fn dropping_without_close_completes_every_record_in_the_background() {
     );
     assert_eq!(r["closed_with_message"].as_u64().unwrap(), n);
     let completed = r["completed_after_ms"].as_u64().unwrap();
-    assert!(completed < 2_500, "completed after {completed} ms");
+    // Well under the 20 s request_timeout it must not wait out; the margin
+    // over close_timeout (1 s) is for a loaded machine.
+    assert!(completed < 10_000, "completed after {completed} ms");
     assert_eq!(
         r["threads_after"], r["threads_before"],
         "no producer thread outlives the background close"
