@@ -27,12 +27,19 @@ def _run(queue: CallbackQueue) -> None:
         items = queue.take(1.0)
         if items is None:
             return
-        for future, callbacks in items:
-            for callback in callbacks:
-                try:
-                    callback(future)
-                except BaseException:  # noqa: BLE001 - like concurrent.futures
-                    _LOGGER.exception("exception calling callback for %r", future)
+        _call(items)
+        # Let go of the futures and callbacks now, not when the next batch
+        # comes: a callback may hold on to large objects.
+        del items
+
+
+def _call(items: list) -> None:
+    for future, callbacks in items:
+        for callback in callbacks:
+            try:
+                callback(future)
+            except BaseException:  # noqa: BLE001 - like concurrent.futures
+                _LOGGER.exception("exception calling callback for %r", future)
 
 
 def queue() -> CallbackQueue:

@@ -308,7 +308,7 @@ impl NativeProducer {
         explicit_hash_key: Option<Bound<'_, PyAny>>,
         block: bool,
         timeout: Option<f64>,
-    ) -> PyResult<RecordFuture> {
+    ) -> PyResult<Py<RecordFuture>> {
         self.check_pid(py)?;
         let stream = stream_name.to_cow()?;
         let mut buf = BytesMut::new();
@@ -322,7 +322,7 @@ impl NativeProducer {
         }
         let cell = FutureCell::new(self.callbacks.clone());
         self.send_one(py, &stream, record, &cell, block, timeout)?;
-        Ok(RecordFuture::new(cell))
+        RecordFuture::create(py, cell)
     }
 
     /// Queues many records; see `shardline.Producer.put_many`.
@@ -442,7 +442,7 @@ impl NativeProducer {
         }
         let futures = cells
             .into_iter()
-            .map(|cell| Py::new(py, RecordFuture::new(cell)))
+            .map(|cell| RecordFuture::create(py, cell))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, futures)
     }

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -297,6 +299,26 @@ def test_flush_returns_with_every_future_done(emulator) -> None:
             assert {f.result(0).shard_id for f in futures} == {
                 "shardId-00000000000%d" % i for i in range(4)
             }
+
+
+def test_futures_stay_out_of_the_cyclic_gc_and_free_their_callbacks(emulator) -> None:
+    # Tracking them found no cycles (they report no references to the
+    # collector) and cost put_many a tenth of its time in collections.
+    with shardline.Producer(**emulator.producer_options()) as producer:
+        futures = producer.put_many("clicks", [b"x"] * 3) + [producer.put("clicks", b"y")]
+        assert not any(gc.is_tracked(f) for f in futures)
+        # A callback that holds its own future: a cycle until it has run,
+        # then the future's references are back to what they were.
+        future = futures[0]
+        before = sys.getrefcount(future)
+        ran = threading.Event()
+        future.add_done_callback(lambda f, keep=future: ran.set())
+        producer.flush()
+        assert ran.wait(10)
+        deadline = time.monotonic() + 10
+        while sys.getrefcount(future) != before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sys.getrefcount(future) == before
 
 
 def test_done_callbacks_run_on_a_python_thread(emulator) -> None:
