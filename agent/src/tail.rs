@@ -17,10 +17,11 @@
 //!   truncated original starts again at offset 0. The original's state is
 //!   kept for a few seconds after the truncation in case the copy is seen
 //!   only afterwards. A new file that could be such a copy still being
-//!   written (its bytes so far are the start of a followed file, and it is
-//!   shorter than what we read of that file) is left alone until it stops
-//!   changing: read from offset 0 half-way through the copy, it would send
-//!   again everything already read from the original.
+//!   written (shorter than what we read of a followed file, and equal to it
+//!   in its first bytes and in its last bytes so far) is left alone until it
+//!   holds what we read, stops growing for a second, or has waited
+//!   [`GHOST_TTL`]: read from offset 0 half-way through the copy, it would
+//!   send again everything already read from the original.
 //! - **new files** matching the glob are read from their start.
 //!
 //! Truncation is noticed when a file is shorter than what we consumed, or
@@ -50,8 +51,14 @@ use crate::config::InitialPosition;
 /// Most bytes read from one file per pass: bounds memory per file.
 const READ_CHUNK: u64 = 4 * 1024 * 1024;
 
-/// How long a truncated file's old state waits for its copy to show up.
+/// How long a truncated file's old state waits for its copy to show up,
+/// and the longest a possible copy still being written is left unread.
 const GHOST_TTL: Duration = Duration::from_secs(10);
+
+/// How many bytes at the end of what a possible copy holds, or of what we
+/// read of the original, are compared to tell a copy from a file that only
+/// starts the same way (a common header, say).
+const COPY_CHECK_LEN: u64 = 4096;
 
 /// How long a file must be quiet before an unfinished last record (a
 /// pending multi-line record, or the unterminated last line of a file that
@@ -275,17 +282,29 @@ fn kinship(original_head: &[u8], consumed: u64, new_head: &[u8], new_size: u64) 
     }
 }
 
-/// True when the file changed (data, size or attributes) within `window`.
-/// The inode change time is used because nothing can set it back.
-fn changed_within(meta: &Metadata, window: Duration) -> bool {
-    let changed = std::time::UNIX_EPOCH
-        + Duration::new(
-            u64::try_from(meta.ctime()).unwrap_or(0),
-            u32::try_from(meta.ctime_nsec()).unwrap_or(0),
-        );
-    std::time::SystemTime::now()
-        .duration_since(changed)
-        .map_or(true, |age| age < window)
+/// Whether `a` and `b` hold the same bytes in `[end - COPY_CHECK_LEN, end)`
+/// (clamped at 0). `None` when either is shorter than `end` by now (the
+/// original was truncated meanwhile, say), so the question cannot be
+/// answered.
+fn same_bytes_before(a: &File, b: &File, end: u64) -> Option<bool> {
+    let start = end.saturating_sub(COPY_CHECK_LEN);
+    let len = (end - start) as usize;
+    let (mut x, mut y) = (vec![0; len], vec![0; len]);
+    let complete =
+        |file: &File, buf: &mut [u8]| read_fully_at(file, buf, start).is_ok_and(|n| n == buf.len());
+    if !complete(a, &mut x) || !complete(b, &mut y) {
+        return None;
+    }
+    Some(x == y)
+}
+
+/// A new file left unread for now because it may be a copy still being
+/// written.
+#[derive(Debug)]
+struct Deferral {
+    size: u64,
+    first_seen: Instant,
+    size_changed: Instant,
 }
 
 fn read_fully_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
@@ -327,6 +346,8 @@ pub(crate) struct Tailer {
     initial_position: InitialPosition,
     files: Vec<TailedFile>,
     ghosts: Vec<Ghost>,
+    /// New files that may be copies still being written, by identity.
+    deferred: std::collections::HashMap<FileId, Deferral>,
     /// Checkpoints loaded at start; used by the first scan only.
     saved: Vec<FileCheckpoint>,
     /// No checkpoint existed for this flow: `initialPosition` applies.
@@ -349,6 +370,7 @@ impl Tailer {
             initial_position,
             files: Vec::new(),
             ghosts: Vec::new(),
+            deferred: std::collections::HashMap::new(),
             first_run: saved.is_none(),
             saved: saved.unwrap_or_default(),
             scanned: false,
@@ -373,6 +395,8 @@ impl Tailer {
         for file in &mut self.files {
             file.in_glob = false;
         }
+        self.deferred
+            .retain(|id, _| found.iter().any(|(_, meta)| FileId::of(meta) == *id));
         let mut new = Vec::new();
         for (path, meta) in found {
             let id = FileId::of(&meta);
@@ -500,26 +524,41 @@ impl Tailer {
             return Ok(());
         }
         // 2. Possibly a copy (copytruncate) still being written: decide
-        //    once it holds what we read of the original, or stops changing.
+        //    once it holds what we read of the original, stops growing for
+        //    a second, or has waited GHOST_TTL. Only followed originals
+        //    count: copytruncate copies before it truncates, so the copy of
+        //    a file already truncated is complete.
         let new_head = tailed.head.clone();
         let kin = |head: &[u8], consumed: u64| kinship(head, consumed, &new_head, size);
-        let maybe_copy = self
-            .files
-            .iter()
-            .map(|f| kin(&f.head, f.consumed))
-            .chain(self.ghosts.iter().map(|g| kin(&g.head, g.consumed)))
-            .any(|k| k == Kinship::MaybeCopy);
-        if maybe_copy && changed_within(&meta, QUIET_FLUSH) {
-            tracing::debug!(path = %tailed.path.display(), "new file may be a copy still being written; waiting");
-            return Ok(());
+        let maybe_copy = self.files.iter().any(|f| {
+            kin(&f.head, f.consumed) == Kinship::MaybeCopy
+                && same_bytes_before(&f.file, &tailed.file, size) != Some(false)
+        });
+        let now = Instant::now();
+        if maybe_copy {
+            let wait = self.deferred.entry(tailed.id).or_insert(Deferral {
+                size,
+                first_seen: now,
+                size_changed: now,
+            });
+            if wait.size != size {
+                wait.size = size;
+                wait.size_changed = now;
+            }
+            if now - wait.size_changed < QUIET_FLUSH && now - wait.first_seen < GHOST_TTL {
+                tracing::debug!(path = %tailed.path.display(), "new file may be a copy still being written; waiting");
+                return Ok(());
+            }
         }
+        self.deferred.remove(&tailed.id);
         // 3. A copy of a file we follow (copytruncate): take over its
-        //    progress; the original continues with a fresh one.
-        if let Some(original) = self
-            .files
-            .iter_mut()
-            .find(|f| kin(&f.head, f.consumed) == Kinship::Copy)
-        {
+        //    progress; the original continues with a fresh one. Where the
+        //    original still holds what we read, the copy must hold the same
+        //    bytes just before that point too, not only the same start.
+        if let Some(original) = self.files.iter_mut().find(|f| {
+            kin(&f.head, f.consumed) == Kinship::Copy
+                && same_bytes_before(&f.file, &tailed.file, f.consumed) != Some(false)
+        }) {
             let consumed = original.consumed;
             let fresh = Arc::new(Mutex::new(Progress::new(consumed)));
             let progress = std::mem::replace(&mut original.progress, fresh);
@@ -719,6 +758,47 @@ mod tests {
             .map(|r| r.record.data.unwrap())
             .collect();
         assert_eq!(read, vec![b"after".to_vec()]);
+    }
+
+    /// A new file that starts like a followed one (a common header longer
+    /// than the compared head) but goes on differently is not a copy: it is
+    /// read whole, at once, whether shorter or longer than what was read.
+    #[test]
+    fn a_file_that_only_shares_a_header_is_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let header: String = (0..40)
+            .map(|i| format!("# header line {i:02} ........\n"))
+            .collect();
+        assert!(header.len() as u64 > Fingerprint::MAX_LEN);
+        let body =
+            |tag: &str, n: usize| -> String { (0..n).map(|i| format!("{tag} {i:03}\n")).collect() };
+        let first = dir.path().join("a.log");
+        std::fs::write(&first, format!("{header}{}", body("first", 200))).unwrap();
+        let mut splitter = splitter(None);
+        splitter.max_record = 100;
+        let mut tailer = Tailer::new(
+            format!("{}/*.log", dir.path().display()),
+            splitter,
+            InitialPosition::StartOfFile,
+            None,
+        );
+        tailer.scan();
+        assert_eq!(tailer.read().len(), 240);
+
+        // Shorter than what was read of a.log, and longer.
+        std::fs::write(
+            dir.path().join("b.log"),
+            format!("{header}{}", body("b", 10)),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("c.log"),
+            format!("{header}{}", body("c", 400)),
+        )
+        .unwrap();
+        tailer.scan();
+        assert_eq!(tailer.file_count(), 3);
+        assert_eq!(tailer.read().len(), 50 + 440);
     }
 
     #[test]
