@@ -250,6 +250,12 @@ def test_delivery_error_has_code_and_attempts(emulator) -> None:
         with pytest.raises(shardline.DeliveryError) as raised:
             future.result()
         assert raised.value.error_code == "ResourceNotFoundException"
+        # Each call gives a new instance: a raised one carries a traceback
+        # back to the caller's frame, and a cached one would tie that frame
+        # to the future for good.
+        again = future.exception()
+        assert again is not raised.value and again.__traceback__ is None
+        assert again.error_code == "ResourceNotFoundException"
 
 
 def test_retries_are_reported_as_attempts(emulator) -> None:
@@ -304,17 +310,28 @@ def test_flush_returns_with_every_future_done(emulator) -> None:
 def test_futures_stay_out_of_the_cyclic_gc_and_free_their_callbacks(emulator) -> None:
     # Tracking them found no cycles (they report no references to the
     # collector) and cost put_many a tenth of its time in collections.
-    with shardline.Producer(**emulator.producer_options()) as producer:
+    # Records wait for flush(), so the callback below runs on the callback
+    # thread, not at once on this one.
+    with shardline.Producer(**emulator.producer_options(record_max_buffered_time=60_000)) as producer:
         futures = producer.put_many("clicks", [b"x"] * 3) + [producer.put("clicks", b"y")]
         assert not any(gc.is_tracked(f) for f in futures)
         # A callback that holds its own future: a cycle until it has run,
         # then the future's references are back to what they were.
         future = futures[0]
+        assert not future.done()
         before = sys.getrefcount(future)
+        ran_on = []
         ran = threading.Event()
-        future.add_done_callback(lambda f, keep=future: ran.set())
+
+        def callback(f: shardline.RecordFuture, keep: object = future) -> None:
+            ran_on.append(threading.current_thread().name)
+            ran.set()
+
+        future.add_done_callback(callback)
+        del callback
         producer.flush()
         assert ran.wait(10)
+        assert ran_on == ["shardline-callbacks"]
         deadline = time.monotonic() + 10
         while sys.getrefcount(future) != before and time.monotonic() < deadline:
             time.sleep(0.01)

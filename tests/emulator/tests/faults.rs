@@ -216,14 +216,18 @@ async fn stalls_last_for_a_duration_or_until_cleared() {
 
     // A timed stall: a request that comes during it is answered once it
     // ends, not before.
+    let stalled_at = Instant::now();
     emulator.set_faults(Faults {
         stall: Some(Stall::ForMillis(3000)),
         ..Faults::default()
     });
     let e = impatient.list_streams().send().await.unwrap_err();
     assert!(matches!(e, SdkError::TimeoutError(_)), "{e:?}");
-    // Answered once the 3 s are over (a stall without end would time out).
+    // Answered once the 3 s are over, not before (a stall without end would
+    // time out).
     patient.list_streams().send().await.unwrap();
+    let waited = stalled_at.elapsed();
+    assert!(waited >= Duration::from_millis(2900), "{waited:?}");
     assert!(emulator.stats().requests.stalled >= 2);
 }
 

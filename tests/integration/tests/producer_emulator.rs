@@ -192,7 +192,7 @@ fn sustained_overload_is_paced_near_capacity_with_few_throttles() {
     // so a stall of a second (a loaded machine) moves a few samples only.
     let records = workload(9 * 1024, 64, 1024);
     let stream = || emulator.stats().streams["busy"].clone();
-    let (samples, accepted, throttled, results) = std::thread::scope(|s| {
+    let ((samples, mean), accepted, throttled, results) = std::thread::scope(|s| {
         let sender = s.spawn(|| send_from_threads(&producer, "busy", records, 2));
         std::thread::sleep(Duration::from_secs(2));
         let (from, at) = (stream(), Instant::now());
@@ -202,8 +202,9 @@ fn sustained_overload_is_paced_near_capacity_with_few_throttles() {
             std::thread::sleep(Duration::from_millis(100));
         }
         let to = stream();
+        let mean = (to.accepted_bytes - from.accepted_bytes) as f64 / at.elapsed().as_secs_f64();
         (
-            samples,
+            (samples, mean),
             to.accepted_records - from.accepted_records,
             to.throttled_records - from.throttled_records,
             sender.join().unwrap(),
@@ -218,6 +219,13 @@ fn sustained_overload_is_paced_near_capacity_with_few_throttles() {
     assert!(
         (0.85..=1.0).contains(&median),
         "median {median:.3} of 1 MiB/s in the steady window; samples {samples:?}"
+    );
+    // And no long idle spells the median could hide: a loose bound on the
+    // mean, which a stall of a second or so cannot break.
+    let mean = mean / (1024.0 * 1024.0);
+    assert!(
+        mean >= 0.7,
+        "mean {mean:.3} of 1 MiB/s in the steady window"
     );
     assert!(
         throttled * 20 <= accepted,
