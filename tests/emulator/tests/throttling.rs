@@ -24,6 +24,22 @@ fn batch(records: usize, size: usize) -> Vec<PutRecordsRequestEntry> {
         .collect()
 }
 
+/// One PutRecords of `records` records of `size` data bytes to `stream`.
+async fn put_batch(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    records: usize,
+    size: usize,
+) -> aws_sdk_kinesis::operation::put_records::PutRecordsOutput {
+    client
+        .put_records()
+        .stream_name(stream)
+        .set_records(Some(batch(records, size)))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_mib_blast_into_one_shard_is_mostly_throttled() {
     let emulator = Emulator::start(EmulatorConfig::default().with_stream("t", 1))
@@ -34,13 +50,7 @@ async fn a_three_mib_blast_into_one_shard_is_mostly_throttled() {
     let (mut ok, mut throttled) = (0, 0);
     // 3 MiB in 64 KiB records, 4 MiB requests (under the 5 MiB limit).
     for _ in 0..3 {
-        let out = client
-            .put_records()
-            .stream_name("t")
-            .set_records(Some(batch(16, 64 * KIB)))
-            .send()
-            .await
-            .unwrap();
+        let out = put_batch(&client, "t", 16, 64 * KIB).await;
         for r in out.records() {
             match r.error_code() {
                 None => ok += 1,
@@ -123,13 +133,7 @@ async fn paced(
     let (mut sent, mut throttled) = (0, 0);
     for _ in 0..requests {
         // Keys are "k0".."k3": two bytes of the record's size.
-        let out = client
-            .put_records()
-            .stream_name(stream)
-            .set_records(Some(batch(4, record_bytes - 2)))
-            .send()
-            .await
-            .unwrap();
+        let out = put_batch(client, stream, 4, record_bytes - 2).await;
         sent += out.records().len();
         throttled += out.failed_record_count().unwrap_or(0) as usize;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -185,13 +189,7 @@ async fn records_per_second_limit_and_runtime_changes() {
         client.list_streams().send().await.unwrap(); // connect first
         let (mut ok, mut throttled) = (0, 0);
         for _ in 0..3 {
-            let out = client
-                .put_records()
-                .stream_name("r")
-                .set_records(Some(batch(500, 10)))
-                .send()
-                .await
-                .unwrap();
+            let out = put_batch(&client, "r", 500, 10).await;
             throttled += out.failed_record_count().unwrap() as usize;
             ok += out.records().len() - out.failed_record_count().unwrap() as usize;
         }
@@ -203,13 +201,7 @@ async fn records_per_second_limit_and_runtime_changes() {
 
     // Limits off at runtime: everything passes.
     emulator.set_shard_limits(None);
-    let out = client
-        .put_records()
-        .stream_name("r")
-        .set_records(Some(batch(500, 10)))
-        .send()
-        .await
-        .unwrap();
+    let out = put_batch(&client, "r", 500, 10).await;
     assert_eq!(out.failed_record_count(), Some(0));
 
     // A custom limit, set at runtime; one request, so no timing involved.
@@ -218,13 +210,7 @@ async fn records_per_second_limit_and_runtime_changes() {
         records_per_second: 10,
     }));
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let out = client
-        .put_records()
-        .stream_name("r")
-        .set_records(Some(batch(20, 10)))
-        .send()
-        .await
-        .unwrap();
+    let out = put_batch(&client, "r", 20, 10).await;
     assert_eq!(out.failed_record_count(), Some(10));
 }
 
