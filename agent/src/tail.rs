@@ -409,8 +409,18 @@ impl Tailer {
             }
         }
         // Older files first: after a rotation, the rotated file's rest is
-        // read before the new file's first lines.
-        new.sort_by_key(|(_, meta)| meta.modified().ok());
+        // read before the new file's first lines. On the first scan, the
+        // files our checkpoints name by inode come before all others, so
+        // they claim their checkpoints before a file that merely starts
+        // the same way could (step 4 of `start_following`), and a copy
+        // made while we were down is matched against its original (step 3).
+        let saved = &self.saved;
+        let checkpointed = |meta: &Metadata| {
+            let id = FileId::of(meta);
+            saved.iter().any(|c| c.dev == id.dev && c.ino == id.ino)
+        };
+        let first_scan = !self.scanned;
+        new.sort_by_key(|(_, meta)| (!(first_scan && checkpointed(meta)), meta.modified().ok()));
         for (path, _) in new {
             if let Err(e) = self.start_following(path.clone()) {
                 tracing::warn!(path = %path.display(), "cannot open file: {e}");
@@ -496,15 +506,18 @@ impl Tailer {
         let past_header = SplitState::default();
 
         // 1. Our own checkpoint, if this inode still holds the same file.
+        //    A checkpoint resumes one file only: once claimed, it is gone.
+        //    A file now shorter than the checkpoint was truncated: it is
+        //    read from 0 and leaves the checkpoint to its copy (step 4).
         if first_scan
-            && let Some(saved) = self
-                .saved
-                .iter()
-                .find(|c| c.dev == tailed.id.dev && c.ino == tailed.id.ino)
-            && (tailed.starts_like(saved.fingerprint) || saved.offset == 0)
+            && let Some(i) = self.saved.iter().position(|c| {
+                c.dev == tailed.id.dev
+                    && c.ino == tailed.id.ino
+                    && (tailed.starts_like(c.fingerprint) || c.offset == 0)
+            })
         {
-            let offset = if size >= saved.offset {
-                saved.offset
+            let offset = if size >= self.saved[i].offset {
+                self.saved.swap_remove(i).offset
             } else {
                 0
             };
@@ -578,14 +591,16 @@ impl Tailer {
             self.files.push(tailed);
             return Ok(());
         }
-        // 4. A copy made while we were down of a file we had checkpointed.
+        // 4. A copy made while we were down of a file we had checkpointed
+        //    and that no longer holds what we read (truncated or gone):
+        //    checkpoints still held by their own inode were claimed above.
         if first_scan
-            && let Some(saved) = self
+            && let Some(i) = self
                 .saved
                 .iter()
-                .find(|c| c.offset > 0 && size >= c.offset && tailed.starts_like(c.fingerprint))
+                .position(|c| c.offset > 0 && size >= c.offset && tailed.starts_like(c.fingerprint))
         {
-            let offset = saved.offset;
+            let offset = self.saved.swap_remove(i).offset;
             resume(
                 offset,
                 Arc::new(Mutex::new(Progress::new(offset))),
@@ -799,6 +814,138 @@ mod tests {
         tailer.scan();
         assert_eq!(tailer.file_count(), 3);
         assert_eq!(tailer.read().len(), 50 + 440);
+    }
+
+    /// Reads everything `tailer` has, marks it delivered, and returns the
+    /// checkpoints a stopping agent would write.
+    fn read_all_and_checkpoint(tailer: &mut Tailer) -> Vec<FileCheckpoint> {
+        tailer.scan();
+        for r in tailer.read() {
+            r.progress
+                .lock()
+                .unwrap()
+                .complete(r.record.start, r.record.end);
+        }
+        tailer.checkpoints()
+    }
+
+    fn set_mtime(path: &std::path::Path, seconds_ago: u64) {
+        let when = std::time::SystemTime::now() - Duration::from_secs(seconds_ago);
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+
+    fn lines(tag: &str, range: std::ops::Range<usize>) -> String {
+        range.map(|i| format!("{tag} {i:03}\n")).collect()
+    }
+
+    fn restart(pattern: &str, saved: Vec<FileCheckpoint>) -> Vec<String> {
+        let mut splitter = splitter(None);
+        splitter.max_record = 100;
+        let mut tailer = Tailer::new(
+            pattern.to_owned(),
+            splitter,
+            InitialPosition::EndOfFile,
+            Some(saved),
+        );
+        tailer.scan();
+        let mut read: Vec<String> = tailer
+            .read()
+            .into_iter()
+            .map(|r| String::from_utf8(r.record.data.unwrap()).unwrap())
+            .collect();
+        read.sort();
+        read
+    }
+
+    /// Rename rotation while the agent was down, and the new file happens
+    /// to begin with the same bytes as the old one (a start-up banner
+    /// longer than the fingerprint). The rotated file keeps its checkpoint
+    /// by inode; the new file is read whole, not taken for a copy of the
+    /// old one.
+    #[test]
+    fn after_a_restart_a_new_file_like_the_rotated_one_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("data.log");
+        let banner = lines("banner", 0..100);
+        assert!(banner.len() as u64 > Fingerprint::MAX_LEN);
+        std::fs::write(&log, format!("{banner}{}", lines("old", 0..5))).unwrap();
+        let pattern = format!("{}*", log.display());
+        let mut splitter = splitter(None);
+        splitter.max_record = 100;
+        let mut tailer = Tailer::new(
+            pattern.clone(),
+            splitter,
+            InitialPosition::StartOfFile,
+            None,
+        );
+        let saved = read_all_and_checkpoint(&mut tailer);
+        drop(tailer);
+
+        // While down: two more lines, rotation, a new file with the banner.
+        let rotated = dir.path().join("data.log.1");
+        let mut old = File::options().append(true).open(&log).unwrap();
+        io::Write::write_all(&mut old, lines("old", 5..7).as_bytes()).unwrap();
+        drop(old);
+        std::fs::rename(&log, &rotated).unwrap();
+        std::fs::write(&log, format!("{banner}{}", lines("new", 0..9))).unwrap();
+        assert!(std::fs::metadata(&log).unwrap().len() >= saved[0].offset);
+        set_mtime(&rotated, 20);
+        set_mtime(&log, 10);
+
+        let mut expected: Vec<String> = (lines("old", 5..7) + &banner + &lines("new", 0..9))
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        expected.sort();
+        assert_eq!(restart(&pattern, saved), expected);
+    }
+
+    /// Copytruncate while the agent was down: the copy resumes from the
+    /// checkpoint whatever order the scan meets the two files in, and the
+    /// truncated original is read from its start.
+    #[test]
+    fn after_a_restart_a_copy_resumes_and_the_truncated_original_starts_over() {
+        for copy_is_older in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let log = dir.path().join("data.log");
+            std::fs::write(&log, lines("old", 0..40)).unwrap();
+            let pattern = format!("{}*", log.display());
+            let mut splitter = splitter(None);
+            splitter.max_record = 100;
+            let mut tailer = Tailer::new(
+                pattern.clone(),
+                splitter,
+                InitialPosition::StartOfFile,
+                None,
+            );
+            let saved = read_all_and_checkpoint(&mut tailer);
+            drop(tailer);
+
+            let copy = dir.path().join("data.log.1");
+            let mut old = File::options().append(true).open(&log).unwrap();
+            io::Write::write_all(&mut old, lines("old", 40..45).as_bytes()).unwrap();
+            drop(old);
+            std::fs::copy(&log, &copy).unwrap();
+            std::fs::write(&log, lines("new", 0..3)).unwrap();
+            set_mtime(&copy, if copy_is_older { 20 } else { 5 });
+            set_mtime(&log, 10);
+
+            let mut expected: Vec<String> = (lines("old", 40..45) + &lines("new", 0..3))
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            expected.sort();
+            assert_eq!(
+                restart(&pattern, saved),
+                expected,
+                "copy older: {copy_is_older}"
+            );
+        }
     }
 
     #[test]
