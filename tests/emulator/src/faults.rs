@@ -1,6 +1,7 @@
 //! Fault injection: what can go wrong on purpose, and the seeded dice that
 //! decide when.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -74,6 +75,40 @@ pub(crate) struct FaultInjector {
     state: Mutex<FaultState>,
     /// Bumped on every change so stalled requests re-check at once.
     changed: watch::Sender<u64>,
+    /// Requests past the last fault check and not yet answered: they act
+    /// whatever faults are set from now on. Counted up under `state`'s
+    /// lock, so once `set` returns, every request the old faults let
+    /// through is counted here.
+    admitted: AtomicUsize,
+}
+
+/// What the fault checks made just before a request acts decided.
+pub(crate) enum Admission<'a> {
+    /// Let through; counted as admitted until this is dropped.
+    Admitted(AdmittedRequest<'a>),
+    /// Signed with a key set to be refused as expired.
+    Expired,
+    /// The server stalled meanwhile: wait, then ask again.
+    Stalled,
+}
+
+/// A request let through by [`FaultInjector::admit`].
+pub(crate) struct AdmittedRequest<'a>(&'a AtomicUsize);
+
+impl Drop for AdmittedRequest<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl FaultState {
+    fn is_stalled(&self) -> bool {
+        match self.stalled {
+            None => false,
+            Some(None) => true,
+            Some(Some(until)) => until > Instant::now(),
+        }
+    }
 }
 
 fn rng_for(seed: Option<u64>) -> StdRng {
@@ -99,6 +134,7 @@ impl FaultInjector {
                 faults,
             }),
             changed: watch::channel(0).0,
+            admitted: AtomicUsize::new(0),
         }
     }
 
@@ -121,11 +157,7 @@ impl FaultInjector {
 
     /// Whether requests are being held back right now.
     pub(crate) fn is_stalled(&self) -> bool {
-        match self.state.lock().stalled {
-            None => false,
-            Some(None) => true,
-            Some(Some(until)) => until > Instant::now(),
-        }
+        self.state.lock().is_stalled()
     }
 
     /// Waits while the server is stalled. Returns whether it had to wait.
@@ -155,13 +187,26 @@ impl FaultInjector {
         }
     }
 
-    /// Whether requests signed with this key are refused.
-    pub(crate) fn is_expired(&self, access_key_id: Option<&str>) -> bool {
-        let Some(key) = access_key_id else {
-            return false;
-        };
+    /// The last check before a request acts: not stalled, and not signed
+    /// with a refused key. Decided under the lock `set` takes, so a change
+    /// of faults either stops a request here or finds it counted.
+    pub(crate) fn admit(&self, access_key_id: Option<&str>) -> Admission<'_> {
         let state = self.state.lock();
-        state.faults.expired_access_key_ids.iter().any(|k| k == key)
+        if state.is_stalled() {
+            return Admission::Stalled;
+        }
+        if access_key_id
+            .is_some_and(|key| state.faults.expired_access_key_ids.iter().any(|k| k == key))
+        {
+            return Admission::Expired;
+        }
+        self.admitted.fetch_add(1, Ordering::AcqRel);
+        Admission::Admitted(AdmittedRequest(&self.admitted))
+    }
+
+    /// How many admitted requests have not been answered yet.
+    pub(crate) fn admitted(&self) -> usize {
+        self.admitted.load(Ordering::Acquire)
     }
 
     /// Rolls the dice for one request: its added latency and its fate.
@@ -228,7 +273,33 @@ mod tests {
             injector.roll_request(),
             (Duration::ZERO, RequestFate::Proceed)
         );
-        assert!(!injector.is_expired(Some("test")));
+        assert!(matches!(
+            injector.admit(Some("test")),
+            Admission::Admitted(_)
+        ));
+    }
+
+    #[test]
+    fn admitted_requests_are_counted_until_answered() {
+        let injector = FaultInjector::new(Faults::default());
+        let first = injector.admit(Some("AKID"));
+        let second = injector.admit(None);
+        assert_eq!(injector.admitted(), 2);
+        injector.set(Faults {
+            expired_access_key_ids: vec!["AKID".into()],
+            ..Faults::default()
+        });
+        assert!(matches!(injector.admit(Some("AKID")), Admission::Expired));
+        assert!(matches!(injector.admit(None), Admission::Admitted(_)));
+        drop(first);
+        assert_eq!(injector.admitted(), 1);
+        injector.set(Faults {
+            stall: Some(Stall::UntilCleared),
+            ..Faults::default()
+        });
+        assert!(matches!(injector.admit(None), Admission::Stalled));
+        drop(second);
+        assert_eq!(injector.admitted(), 0);
     }
 
     #[test]

@@ -61,7 +61,7 @@ mod tls;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::net::TcpListener;
@@ -259,6 +259,22 @@ impl Emulator {
     /// the dice).
     pub fn set_faults(&self, faults: Faults) {
         self.app.faults.set(faults);
+    }
+
+    /// Waits until every request already past the fault checks has been
+    /// answered (at most `limit`; returns whether it got there). After
+    /// [`set_faults`](Self::set_faults) stalls the server or refuses a
+    /// key, the stored records then change only by what the new faults
+    /// let through, so a snapshot taken next is complete.
+    pub fn settle(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.app.faults.admitted() > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
     }
 
     /// The faults currently injected.

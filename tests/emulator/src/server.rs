@@ -24,7 +24,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
 use crate::errors::ApiError;
-use crate::faults::{FaultInjector, RequestFate};
+use crate::faults::{Admission, FaultInjector, RequestFate};
 use crate::firehose::Firehose;
 use crate::kinesis::Kinesis;
 use crate::protocol::{self, Service};
@@ -168,9 +168,7 @@ async fn handle(
         Ok((s, op)) => (s, op.to_owned()),
         Err(e) => return Ok(error_response(&app, &e, content_type)),
     };
-    let expired = app
-        .faults
-        .is_expired(protocol::access_key_id(request.headers()));
+    let access_key_id = protocol::access_key_id(request.headers()).map(str::to_owned);
     let service_name = match service {
         Service::Kinesis => "Kinesis",
         Service::Firehose => "Firehose",
@@ -196,14 +194,24 @@ async fn handle(
         app.requests.update(|s| s.dropped_connections += 1);
         return Err(DropConnection);
     }
-    if expired {
-        app.requests.update(|s| s.expired_token_rejections += 1);
-        return Ok(error_response(
-            &app,
-            &ApiError::expired_token(),
-            content_type,
-        ));
-    }
+    // Checked last, just before the request acts (see `Emulator::settle`).
+    let _admitted = loop {
+        match app.faults.admit(access_key_id.as_deref()) {
+            Admission::Admitted(request) => break request,
+            Admission::Expired => {
+                app.requests.update(|s| s.expired_token_rejections += 1);
+                return Ok(error_response(
+                    &app,
+                    &ApiError::expired_token(),
+                    content_type,
+                ));
+            }
+            Admission::Stalled => {
+                app.requests.update(|s| s.stalled += 1);
+                app.faults.wait_while_stalled().await;
+            }
+        }
+    };
     match fate {
         RequestFate::InternalError => {
             app.requests.update(|s| s.injected_internal_errors += 1);

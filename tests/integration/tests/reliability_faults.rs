@@ -487,7 +487,10 @@ fn server_restart_on_the_same_port() {
             stall: Some(shardline_emulator::Stall::UntilCleared),
             ..Faults::default()
         });
-        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            first.settle(Duration::from_secs(10)),
+            "requests past the stall never finished"
+        );
         before_restart = first.records("s");
         first.shutdown();
         std::thread::sleep(Duration::from_millis(700));
@@ -613,7 +616,10 @@ fn stream_deleted_mid_run() {
                 expired_access_key_ids: vec![PRODUCER_KEY_ID.into()],
                 ..Faults::default()
             });
-            std::thread::sleep(Duration::from_millis(300));
+            assert!(
+                emulator.settle(Duration::from_secs(10)),
+                "puts let through before the refusal never finished"
+            );
             before_delete = emulator.records("s");
             runtime().block_on(async {
                 let client = kinesis_client(&endpoint).await;
