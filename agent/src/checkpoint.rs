@@ -111,6 +111,12 @@ pub(crate) struct FileCheckpoint {
     pub(crate) offset: u64,
     /// The file's leading bytes when the checkpoint was taken.
     pub(crate) fingerprint: Fingerprint,
+    /// The bytes just before `offset` (up to [`Fingerprint::MAX_LEN`]):
+    /// tells the file we read from one that only starts the same way (a
+    /// truncated file written again, a new file with the same banner).
+    /// Absent in checkpoints written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) before_offset: Option<Fingerprint>,
 }
 
 /// The checkpoint file's content: per flow id, its files.
@@ -223,6 +229,7 @@ mod tests {
                 ino: 2,
                 offset: 3,
                 fingerprint: Fingerprint::of(b"hello"),
+                before_offset: Some(Fingerprint::of(b"hel")),
             }],
         );
         store.save(&checkpoints).unwrap();
@@ -230,6 +237,14 @@ mod tests {
         assert!(!store.temp.exists());
         fs::write(&path, b"garbage").unwrap();
         assert!(store.load().is_err());
+    }
+
+    #[test]
+    fn checkpoints_without_the_bytes_before_the_offset_still_load() {
+        let json = br#"{"version":1,"flows":{"f":[{"path":"/tmp/x","dev":1,"ino":2,
+            "offset":3,"fingerprint":{"len":5,"hash":7}}]}}"#;
+        let checkpoints: Checkpoints = serde_json::from_slice(json).unwrap();
+        assert_eq!(checkpoints.flows["f"][0].before_offset, None);
     }
 
     #[test]

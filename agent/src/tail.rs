@@ -39,7 +39,7 @@
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt as _, MetadataExt as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -240,6 +240,31 @@ impl TailedFile {
         Ok(head)
     }
 
+    /// The fingerprint of the bytes just before `offset`, if they can be
+    /// read (see [`FileCheckpoint::before_offset`]).
+    fn fingerprint_before(&self, offset: u64) -> Option<Fingerprint> {
+        let len = offset.min(Fingerprint::MAX_LEN);
+        if len == 0 {
+            return None;
+        }
+        let mut bytes = vec![0; len as usize];
+        match read_fully_at(&self.file, &mut bytes, offset - len) {
+            Ok(n) if n == bytes.len() => Some(Fingerprint::of(&bytes)),
+            _ => None,
+        }
+    }
+
+    /// True when this file still holds what `saved` says was read: the same
+    /// first bytes, at least `offset` bytes, and the same bytes before it.
+    fn holds(&self, saved: &FileCheckpoint) -> bool {
+        saved.offset > 0
+            && self.size >= saved.offset
+            && self.starts_like(saved.fingerprint)
+            && saved
+                .before_offset
+                .is_none_or(|fp| self.fingerprint_before(saved.offset) == Some(fp))
+    }
+
     /// True when this file's first bytes are those `fingerprint` describes.
     fn starts_like(&self, fingerprint: Fingerprint) -> bool {
         fingerprint.len > 0
@@ -409,19 +434,24 @@ impl Tailer {
             }
         }
         // Older files first: after a rotation, the rotated file's rest is
-        // read before the new file's first lines. On the first scan, the
-        // files our checkpoints name by inode come before all others, so
-        // they claim their checkpoints before a file that merely starts
-        // the same way could (step 4 of `start_following`), and a copy
-        // made while we were down is matched against its original (step 3).
-        let saved = &self.saved;
-        let checkpointed = |meta: &Metadata| {
-            let id = FileId::of(meta);
-            saved.iter().any(|c| c.dev == id.dev && c.ino == id.ino)
-        };
-        let first_scan = !self.scanned;
-        new.sort_by_key(|(_, meta)| (!(first_scan && checkpointed(meta)), meta.modified().ok()));
-        for (path, _) in new {
+        // read before the new file's first lines.
+        new.sort_by_key(|(_, meta)| meta.modified().ok());
+        let mut new: Vec<PathBuf> = new.into_iter().map(|(path, _)| path).collect();
+        // On the first scan, every file that still holds what its own
+        // checkpoint says was read resumes from it before any other file is
+        // looked at, so a file that merely starts the same way cannot take
+        // that checkpoint, and a copy made while we were down is matched
+        // against its original.
+        if !self.scanned {
+            new.retain(|path| match self.resume_own_checkpoint(path) {
+                Ok(resumed) => !resumed,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "cannot open file: {e}");
+                    true
+                }
+            });
+        }
+        for path in new {
             if let Err(e) = self.start_following(path.clone()) {
                 tracing::warn!(path = %path.display(), "cannot open file: {e}");
             }
@@ -475,7 +505,8 @@ impl Tailer {
         self.scanned = true;
     }
 
-    fn start_following(&mut self, path: PathBuf) -> io::Result<()> {
+    /// Opens `path` to follow it from its start (callers move it on).
+    fn open(&self, path: PathBuf) -> io::Result<TailedFile> {
         let file = File::open(&path)?;
         let meta = file.metadata()?;
         let size = meta.len();
@@ -495,6 +526,34 @@ impl Tailer {
             in_glob: true,
         };
         tailed.head = tailed.read_head(Fingerprint::MAX_LEN)?;
+        Ok(tailed)
+    }
+
+    /// Step 1 of following a file on the first scan: our own checkpoint,
+    /// if this inode still holds what it says was read. A checkpoint
+    /// resumes one file only: once claimed, it is gone. Returns whether the
+    /// file is now followed.
+    fn resume_own_checkpoint(&mut self, path: &Path) -> io::Result<bool> {
+        let mut tailed = self.open(path.to_owned())?;
+        let Some(i) = self.saved.iter().position(|c| {
+            c.dev == tailed.id.dev && c.ino == tailed.id.ino && (c.offset == 0 || tailed.holds(c))
+        }) else {
+            return Ok(false);
+        };
+        let offset = self.saved.swap_remove(i).offset;
+        if offset > 0 {
+            tailed.consumed = offset;
+            tailed.progress = Arc::new(Mutex::new(Progress::new(offset)));
+            tailed.split = SplitState::default();
+        }
+        tracing::info!(path = %tailed.path.display(), offset, "resuming from checkpoint");
+        self.files.push(tailed);
+        Ok(true)
+    }
+
+    fn start_following(&mut self, path: PathBuf) -> io::Result<()> {
+        let mut tailed = self.open(path)?;
+        let size = tailed.size;
         let first_scan = !self.scanned;
 
         let resume =
@@ -505,37 +564,6 @@ impl Tailer {
             };
         let past_header = SplitState::default();
 
-        // 1. Our own checkpoint, if this inode still holds the same file.
-        //    A checkpoint resumes one file only: once claimed, it is gone.
-        //    A file now shorter than the checkpoint was truncated: it is
-        //    read from 0 and leaves the checkpoint to its copy (step 4).
-        if first_scan
-            && let Some(i) = self.saved.iter().position(|c| {
-                c.dev == tailed.id.dev
-                    && c.ino == tailed.id.ino
-                    && (tailed.starts_like(c.fingerprint) || c.offset == 0)
-            })
-        {
-            let offset = if size >= self.saved[i].offset {
-                self.saved.swap_remove(i).offset
-            } else {
-                0
-            };
-            let split = if offset == 0 {
-                tailed.split.clone()
-            } else {
-                past_header.clone()
-            };
-            resume(
-                offset,
-                Arc::new(Mutex::new(Progress::new(offset))),
-                split,
-                &mut tailed,
-            );
-            tracing::info!(path = %tailed.path.display(), offset, "resuming from checkpoint");
-            self.files.push(tailed);
-            return Ok(());
-        }
         // 2. Possibly a copy (copytruncate) still being written: decide
         //    once it holds what we read of the original, stops growing for
         //    a second, or has waited GHOST_TTL. Only followed originals
@@ -593,13 +621,9 @@ impl Tailer {
         }
         // 4. A copy made while we were down of a file we had checkpointed
         //    and that no longer holds what we read (truncated or gone):
-        //    checkpoints still held by their own inode were claimed above.
-        if first_scan
-            && let Some(i) = self
-                .saved
-                .iter()
-                .position(|c| c.offset > 0 && size >= c.offset && tailed.starts_like(c.fingerprint))
-        {
+        //    checkpoints still held by their own inode were claimed first
+        //    (`resume_own_checkpoint`).
+        if first_scan && let Some(i) = self.saved.iter().position(|c| tailed.holds(c)) {
             let offset = self.saved.swap_remove(i).offset;
             resume(
                 offset,
@@ -674,12 +698,16 @@ impl Tailer {
     pub(crate) fn checkpoints(&self) -> Vec<FileCheckpoint> {
         self.files
             .iter()
-            .map(|f| FileCheckpoint {
-                path: f.path.clone(),
-                dev: f.id.dev,
-                ino: f.id.ino,
-                offset: f.progress.lock().map(|p| p.acked()).unwrap_or(0),
-                fingerprint: Fingerprint::of(&f.head),
+            .map(|f| {
+                let offset = f.progress.lock().map(|p| p.acked()).unwrap_or(0);
+                FileCheckpoint {
+                    path: f.path.clone(),
+                    dev: f.id.dev,
+                    ino: f.id.ino,
+                    offset,
+                    fingerprint: Fingerprint::of(&f.head),
+                    before_offset: f.fingerprint_before(offset),
+                }
             })
             .collect()
     }
@@ -905,15 +933,18 @@ mod tests {
         assert_eq!(restart(&pattern, saved), expected);
     }
 
-    /// Copytruncate while the agent was down: the copy resumes from the
-    /// checkpoint whatever order the scan meets the two files in, and the
-    /// truncated original is read from its start.
+    /// Copytruncate while the agent was down, and the application wrote
+    /// its banner (longer than the fingerprint) to the truncated file
+    /// again: the copy resumes from the checkpoint, the original is read
+    /// from its start, whether it is still shorter than the checkpoint or
+    /// has grown past it, and whatever order the scan meets the two in.
     #[test]
     fn after_a_restart_a_copy_resumes_and_the_truncated_original_starts_over() {
-        for copy_is_older in [true, false] {
+        let banner = lines("banner", 0..100);
+        for (new_lines, copy_is_older) in [(3, true), (3, false), (400, true), (400, false)] {
             let dir = tempfile::tempdir().unwrap();
             let log = dir.path().join("data.log");
-            std::fs::write(&log, lines("old", 0..40)).unwrap();
+            std::fs::write(&log, format!("{banner}{}", lines("old", 0..40))).unwrap();
             let pattern = format!("{}*", log.display());
             let mut splitter = splitter(None);
             splitter.max_record = 100;
@@ -931,19 +962,22 @@ mod tests {
             io::Write::write_all(&mut old, lines("old", 40..45).as_bytes()).unwrap();
             drop(old);
             std::fs::copy(&log, &copy).unwrap();
-            std::fs::write(&log, lines("new", 0..3)).unwrap();
+            std::fs::write(&log, format!("{banner}{}", lines("new", 0..new_lines))).unwrap();
+            let regrown = std::fs::metadata(&log).unwrap().len() >= saved[0].offset;
+            assert_eq!(regrown, new_lines > 3);
             set_mtime(&copy, if copy_is_older { 20 } else { 5 });
             set_mtime(&log, 10);
 
-            let mut expected: Vec<String> = (lines("old", 40..45) + &lines("new", 0..3))
-                .lines()
-                .map(str::to_owned)
-                .collect();
+            let mut expected: Vec<String> =
+                (lines("old", 40..45) + &banner + &lines("new", 0..new_lines))
+                    .lines()
+                    .map(str::to_owned)
+                    .collect();
             expected.sort();
             assert_eq!(
                 restart(&pattern, saved),
                 expected,
-                "copy older: {copy_is_older}"
+                "original grown past the checkpoint: {regrown}, copy older: {copy_is_older}"
             );
         }
     }

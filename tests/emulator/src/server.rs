@@ -182,7 +182,8 @@ async fn handle(
     // Faults, in the order a real front end would show them: a stalled or
     // slow server, then a lost connection, then a refused or failed call.
     // Counted before waiting: a client that gives up never sees the end.
-    if app.faults.is_stalled() {
+    let mut stalled = app.faults.is_stalled();
+    if stalled {
         app.requests.update(|s| s.stalled += 1);
         app.faults.wait_while_stalled().await;
     }
@@ -207,7 +208,10 @@ async fn handle(
                 ));
             }
             Admission::Stalled => {
-                app.requests.update(|s| s.stalled += 1);
+                if !stalled {
+                    stalled = true;
+                    app.requests.update(|s| s.stalled += 1);
+                }
                 app.faults.wait_while_stalled().await;
             }
         }
