@@ -200,7 +200,7 @@ impl Flow {
         self.publish();
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         self.stats
             .behind_bytes
             .store(self.tailer.behind_bytes(), Ordering::Relaxed);

@@ -230,9 +230,54 @@ pub(crate) struct TailedFile {
     split: SplitState,
     last_change: Instant,
     in_glob: bool,
+    /// The bytes just before `consumed` as we read them (up to
+    /// [`Fingerprint::MAX_LEN`]): if the file still holds them, it has not
+    /// been truncated and written again since.
+    read_tail: Vec<u8>,
+    /// The last checkpoint entry made for this file: `(offset,
+    /// before_offset)`, kept when the file no longer holds what we read.
+    checkpointed: Option<(u64, Option<Fingerprint>)>,
 }
 
 impl TailedFile {
+    /// Sets `consumed` and remembers the bytes before it, read from the
+    /// file (which the caller has checked holds what was read).
+    fn resume_at(&mut self, consumed: u64) {
+        self.consumed = consumed;
+        self.read_tail = self.bytes_before(consumed).unwrap_or_default();
+    }
+
+    /// The up to [`Fingerprint::MAX_LEN`] bytes before `offset`, if all
+    /// can be read.
+    fn bytes_before(&self, offset: u64) -> Option<Vec<u8>> {
+        let len = offset.min(Fingerprint::MAX_LEN);
+        let mut bytes = vec![0; len as usize];
+        match read_fully_at(&self.file, &mut bytes, offset - len) {
+            Ok(n) if n == bytes.len() => Some(bytes),
+            _ => None,
+        }
+    }
+
+    /// This file's checkpoint entry for `acked`: `(offset, before_offset)`.
+    /// The bytes before `acked` are read from the file, then the bytes we
+    /// read last are checked to be still there; if they are not (the file
+    /// was truncated, and maybe written again, since the last scan), the
+    /// last entry that was checked stands: it may resend, never skip.
+    fn checkpoint_entry(&mut self, acked: u64) -> (u64, Option<Fingerprint>) {
+        if let Some(entry) = self.checkpointed
+            && entry.0 == acked
+        {
+            return entry;
+        }
+        let before = self.fingerprint_before(acked);
+        let intact = self.read_tail.is_empty()
+            || self.bytes_before(self.consumed).as_deref() == Some(&self.read_tail[..]);
+        if intact {
+            self.checkpointed = Some((acked, before));
+        }
+        self.checkpointed.unwrap_or((0, None))
+    }
+
     fn read_head(&self, len: u64) -> io::Result<Vec<u8>> {
         let mut head = vec![0; len.min(self.size) as usize];
         let n = read_fully_at(&self.file, &mut head, 0)?;
@@ -243,15 +288,11 @@ impl TailedFile {
     /// The fingerprint of the bytes just before `offset`, if they can be
     /// read (see [`FileCheckpoint::before_offset`]).
     fn fingerprint_before(&self, offset: u64) -> Option<Fingerprint> {
-        let len = offset.min(Fingerprint::MAX_LEN);
-        if len == 0 {
+        if offset == 0 {
             return None;
         }
-        let mut bytes = vec![0; len as usize];
-        match read_fully_at(&self.file, &mut bytes, offset - len) {
-            Ok(n) if n == bytes.len() => Some(Fingerprint::of(&bytes)),
-            _ => None,
-        }
+        self.bytes_before(offset)
+            .map(|bytes| Fingerprint::of(&bytes))
     }
 
     /// True when this file still holds what `saved` says was read: the same
@@ -293,6 +334,20 @@ enum Kinship {
     /// read: a copy still being written, or a file made from an older state.
     MaybeCopy,
     Unrelated,
+}
+
+/// Keeps the last [`Fingerprint::MAX_LEN`] bytes of `tail` followed by
+/// `read` in `tail`.
+fn remember_tail(tail: &mut Vec<u8>, read: &[u8]) {
+    let max = Fingerprint::MAX_LEN as usize;
+    if read.len() >= max {
+        tail.clear();
+        tail.extend_from_slice(&read[read.len() - max..]);
+    } else {
+        tail.extend_from_slice(read);
+        let excess = tail.len().saturating_sub(max);
+        tail.drain(..excess);
+    }
 }
 
 fn kinship(original_head: &[u8], consumed: u64, new_head: &[u8], new_size: u64) -> Kinship {
@@ -481,6 +536,8 @@ impl Tailer {
                     expires: now + GHOST_TTL,
                 });
                 file.consumed = 0;
+                file.read_tail.clear();
+                file.checkpointed = None;
                 file.split = SplitState {
                     header_lines_left: self.splitter.skip_header_lines,
                     discarding: false,
@@ -524,6 +581,8 @@ impl Tailer {
             },
             last_change: Instant::now(),
             in_glob: true,
+            read_tail: Vec::new(),
+            checkpointed: None,
         };
         tailed.head = tailed.read_head(Fingerprint::MAX_LEN)?;
         Ok(tailed)
@@ -542,7 +601,7 @@ impl Tailer {
         };
         let offset = self.saved.swap_remove(i).offset;
         if offset > 0 {
-            tailed.consumed = offset;
+            tailed.resume_at(offset);
             tailed.progress = Arc::new(Mutex::new(Progress::new(offset)));
             tailed.split = SplitState::default();
         }
@@ -558,7 +617,7 @@ impl Tailer {
 
         let resume =
             |consumed: u64, progress: SharedProgress, split: SplitState, t: &mut TailedFile| {
-                t.consumed = consumed;
+                t.resume_at(consumed);
                 t.progress = progress;
                 t.split = split;
             };
@@ -686,6 +745,7 @@ impl Tailer {
                     .split(&chunk, file.consumed, &mut file.split, flush_partial_line)
             };
             file.consumed += used as u64;
+            remember_tail(&mut file.read_tail, &chunk[..used]);
             out.extend(records.into_iter().map(|record| ReadRecord {
                 progress: file.progress.clone(),
                 record,
@@ -695,18 +755,19 @@ impl Tailer {
     }
 
     /// The checkpoint entries of the followed files.
-    pub(crate) fn checkpoints(&self) -> Vec<FileCheckpoint> {
+    pub(crate) fn checkpoints(&mut self) -> Vec<FileCheckpoint> {
         self.files
-            .iter()
+            .iter_mut()
             .map(|f| {
-                let offset = f.progress.lock().map(|p| p.acked()).unwrap_or(0);
+                let acked = f.progress.lock().map(|p| p.acked()).unwrap_or(0);
+                let (offset, before_offset) = f.checkpoint_entry(acked);
                 FileCheckpoint {
                     path: f.path.clone(),
                     dev: f.id.dev,
                     ino: f.id.ino,
                     offset,
                     fingerprint: Fingerprint::of(&f.head),
-                    before_offset: f.fingerprint_before(offset),
+                    before_offset,
                 }
             })
             .collect()
@@ -980,6 +1041,53 @@ mod tests {
                 "original grown past the checkpoint: {regrown}, copy older: {copy_is_older}"
             );
         }
+    }
+
+    /// A checkpoint taken after copytruncate but before the next scan (the
+    /// last one, at stop, is taken without a scan) must not describe the
+    /// rewritten file as the one we read: it keeps the last entry checked,
+    /// so the copy resumes and the rewritten original is read whole.
+    #[test]
+    fn a_checkpoint_taken_before_the_scan_sees_a_truncation_keeps_the_old_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("data.log");
+        let banner = lines("banner", 0..100);
+        std::fs::write(&log, format!("{banner}{}", lines("old", 0..40))).unwrap();
+        let pattern = format!("{}*", log.display());
+        let mut splitter = splitter(None);
+        splitter.max_record = 100;
+        let mut tailer = Tailer::new(
+            pattern.clone(),
+            splitter,
+            InitialPosition::StartOfFile,
+            None,
+        );
+        let first = read_all_and_checkpoint(&mut tailer);
+
+        // More lines read and delivered, then copytruncate and a new
+        // banner, with no scan since.
+        let mut old = File::options().append(true).open(&log).unwrap();
+        io::Write::write_all(&mut old, lines("old", 40..45).as_bytes()).unwrap();
+        drop(old);
+        tailer.scan();
+        for r in tailer.read() {
+            r.progress
+                .lock()
+                .unwrap()
+                .complete(r.record.start, r.record.end);
+        }
+        std::fs::copy(&log, dir.path().join("data.log.1")).unwrap();
+        std::fs::write(&log, format!("{banner}{}", lines("new", 0..400))).unwrap();
+        let saved = tailer.checkpoints();
+        assert_eq!(saved, first);
+        drop(tailer);
+
+        let mut expected: Vec<String> = (lines("old", 40..45) + &banner + &lines("new", 0..400))
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        expected.sort();
+        assert_eq!(restart(&pattern, saved), expected);
     }
 
     #[test]
