@@ -241,10 +241,22 @@ pub(crate) struct TailedFile {
 
 impl TailedFile {
     /// Sets `consumed` and remembers the bytes before it, read from the
-    /// file (which the caller has checked holds what was read).
+    /// file (which the caller has checked holds what was read), and the
+    /// checkpoint entry of its progress as it stands: set `progress` first.
     fn resume_at(&mut self, consumed: u64) {
         self.consumed = consumed;
         self.read_tail = self.bytes_before(consumed).unwrap_or_default();
+        let acked = self.progress.lock().map(|p| p.acked()).unwrap_or(0);
+        self.checkpointed = Some((acked, self.fingerprint_before(acked)));
+    }
+
+    /// True when the bytes before `consumed` are no longer those we read
+    /// there: the file was truncated and written again past that point.
+    fn rewritten_before_consumed(&self) -> bool {
+        !self.read_tail.is_empty()
+            && self
+                .bytes_before(self.consumed)
+                .is_some_and(|bytes| bytes != self.read_tail)
     }
 
     /// The up to [`Fingerprint::MAX_LEN`] bytes before `offset`, if all
@@ -523,8 +535,9 @@ impl Tailer {
                 file.last_change = now;
             }
             file.size = size;
-            let replaced =
-                size < file.consumed || (file.consumed > 0 && !file.still_starts_with(&file.head));
+            let replaced = size < file.consumed
+                || (file.consumed > 0 && !file.still_starts_with(&file.head))
+                || file.rewritten_before_consumed();
             if replaced {
                 tracing::info!(path = %file.path.display(), "file was truncated; reading it from the start");
                 let fresh = Arc::new(Mutex::new(Progress::new(0)));
@@ -601,9 +614,9 @@ impl Tailer {
         };
         let offset = self.saved.swap_remove(i).offset;
         if offset > 0 {
-            tailed.resume_at(offset);
             tailed.progress = Arc::new(Mutex::new(Progress::new(offset)));
             tailed.split = SplitState::default();
+            tailed.resume_at(offset);
         }
         tracing::info!(path = %tailed.path.display(), offset, "resuming from checkpoint");
         self.files.push(tailed);
@@ -617,9 +630,9 @@ impl Tailer {
 
         let resume =
             |consumed: u64, progress: SharedProgress, split: SplitState, t: &mut TailedFile| {
-                t.resume_at(consumed);
                 t.progress = progress;
                 t.split = split;
+                t.resume_at(consumed);
             };
         let past_header = SplitState::default();
 
@@ -1088,6 +1101,32 @@ mod tests {
             .collect();
         expected.sort();
         assert_eq!(restart(&pattern, saved), expected);
+    }
+
+    /// A file truncated and written again past the point we had read, with
+    /// the same first KiB (a banner), is read again from its start.
+    #[test]
+    fn a_file_rewritten_past_the_point_read_is_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("data.log");
+        let banner = lines("banner", 0..100);
+        std::fs::write(&log, format!("{banner}{}", lines("old", 0..40))).unwrap();
+        let mut splitter = splitter(None);
+        splitter.max_record = 100;
+        let mut tailer = Tailer::new(
+            format!("{}", log.display()),
+            splitter,
+            InitialPosition::StartOfFile,
+            None,
+        );
+        tailer.scan();
+        assert_eq!(tailer.read().len(), 140);
+
+        std::fs::write(&log, format!("{banner}{}", lines("new", 0..400))).unwrap();
+        tailer.scan();
+        let read = tailer.read();
+        assert_eq!(read.len(), 500);
+        assert_eq!(read[0].record.start, 0);
     }
 
     #[test]
