@@ -250,24 +250,20 @@ impl TailedFile {
         self.checkpointed = Some((acked, self.fingerprint_before(acked)));
     }
 
-    /// True when the bytes before `consumed` are no longer those we read
-    /// there: the file was truncated and written again past that point.
-    fn rewritten_before_consumed(&self) -> bool {
-        !self.read_tail.is_empty()
-            && self
-                .bytes_before(self.consumed)
-                .is_some_and(|bytes| bytes != self.read_tail)
+    /// Whether the bytes before `consumed` are still those we read there
+    /// (`false`: the file was truncated and written again past that point;
+    /// `None`: they cannot be read now).
+    fn holds_read_tail(&self) -> Option<bool> {
+        if self.read_tail.is_empty() {
+            return Some(true);
+        }
+        self.bytes_before(self.consumed)
+            .map(|bytes| bytes == self.read_tail)
     }
 
-    /// The up to [`Fingerprint::MAX_LEN`] bytes before `offset`, if all
-    /// can be read.
+    /// The up to [`Fingerprint::MAX_LEN`] bytes before `offset`.
     fn bytes_before(&self, offset: u64) -> Option<Vec<u8>> {
-        let len = offset.min(Fingerprint::MAX_LEN);
-        let mut bytes = vec![0; len as usize];
-        match read_fully_at(&self.file, &mut bytes, offset - len) {
-            Ok(n) if n == bytes.len() => Some(bytes),
-            _ => None,
-        }
+        bytes_before(&self.file, offset, Fingerprint::MAX_LEN)
     }
 
     /// This file's checkpoint entry for `acked`: `(offset, before_offset)`.
@@ -282,9 +278,7 @@ impl TailedFile {
             return entry;
         }
         let before = self.fingerprint_before(acked);
-        let intact = self.read_tail.is_empty()
-            || self.bytes_before(self.consumed).as_deref() == Some(&self.read_tail[..]);
-        if intact {
+        if self.holds_read_tail() == Some(true) {
             self.checkpointed = Some((acked, before));
         }
         self.checkpointed.unwrap_or((0, None))
@@ -379,15 +373,18 @@ fn kinship(original_head: &[u8], consumed: u64, new_head: &[u8], new_size: u64) 
 /// original was truncated meanwhile, say), so the question cannot be
 /// answered.
 fn same_bytes_before(a: &File, b: &File, end: u64) -> Option<bool> {
-    let start = end.saturating_sub(COPY_CHECK_LEN);
-    let len = (end - start) as usize;
-    let (mut x, mut y) = (vec![0; len], vec![0; len]);
-    let complete =
-        |file: &File, buf: &mut [u8]| read_fully_at(file, buf, start).is_ok_and(|n| n == buf.len());
-    if !complete(a, &mut x) || !complete(b, &mut y) {
-        return None;
+    Some(bytes_before(a, end, COPY_CHECK_LEN)? == bytes_before(b, end, COPY_CHECK_LEN)?)
+}
+
+/// The `len` bytes of `file` before `end` (all of them when `end < len`),
+/// if every one can be read.
+fn bytes_before(file: &File, end: u64, len: u64) -> Option<Vec<u8>> {
+    let len = end.min(len);
+    let mut bytes = vec![0; len as usize];
+    match read_fully_at(file, &mut bytes, end - len) {
+        Ok(n) if n == bytes.len() => Some(bytes),
+        _ => None,
     }
-    Some(x == y)
 }
 
 /// A new file left unread for now because it may be a copy still being
@@ -537,7 +534,7 @@ impl Tailer {
             file.size = size;
             let replaced = size < file.consumed
                 || (file.consumed > 0 && !file.still_starts_with(&file.head))
-                || file.rewritten_before_consumed();
+                || file.holds_read_tail() == Some(false);
             if replaced {
                 tracing::info!(path = %file.path.display(), "file was truncated; reading it from the start");
                 let fresh = Arc::new(Mutex::new(Progress::new(0)));
@@ -846,11 +843,8 @@ mod tests {
         let log = dir.path().join("data.log");
         let lines: String = (0..100).map(|i| format!("line {i:03}\n")).collect();
         std::fs::write(&log, &lines).unwrap();
-        let mut splitter = splitter(None);
-        splitter.max_record = 100;
-        let mut tailer = Tailer::new(
-            format!("{}*", log.display()),
-            splitter,
+        let mut tailer = tailer(
+            &format!("{}*", log.display()),
             InitialPosition::StartOfFile,
             None,
         );
@@ -891,11 +885,8 @@ mod tests {
             |tag: &str, n: usize| -> String { (0..n).map(|i| format!("{tag} {i:03}\n")).collect() };
         let first = dir.path().join("a.log");
         std::fs::write(&first, format!("{header}{}", body("first", 200))).unwrap();
-        let mut splitter = splitter(None);
-        splitter.max_record = 100;
-        let mut tailer = Tailer::new(
-            format!("{}/*.log", dir.path().display()),
-            splitter,
+        let mut tailer = tailer(
+            &format!("{}/*.log", dir.path().display()),
             InitialPosition::StartOfFile,
             None,
         );
@@ -918,20 +909,48 @@ mod tests {
         assert_eq!(tailer.read().len(), 50 + 440);
     }
 
-    /// Reads everything `tailer` has, marks it delivered, and returns the
-    /// checkpoints a stopping agent would write.
-    fn read_all_and_checkpoint(tailer: &mut Tailer) -> Vec<FileCheckpoint> {
-        tailer.scan();
-        for r in tailer.read() {
+    /// A tailer of `pattern` cutting records of up to 100 bytes.
+    fn tailer(
+        pattern: &str,
+        position: InitialPosition,
+        saved: Option<Vec<FileCheckpoint>>,
+    ) -> Tailer {
+        let mut splitter = splitter(None);
+        splitter.max_record = 100;
+        Tailer::new(pattern.to_owned(), splitter, position, saved)
+    }
+
+    /// Marks `records` delivered.
+    fn deliver(records: Vec<ReadRecord>) {
+        for r in records {
             r.progress
                 .lock()
                 .unwrap()
                 .complete(r.record.start, r.record.end);
         }
+    }
+
+    /// Reads everything `tailer` has, marks it delivered, and returns the
+    /// checkpoints a stopping agent would write.
+    fn read_all_and_checkpoint(tailer: &mut Tailer) -> Vec<FileCheckpoint> {
+        tailer.scan();
+        deliver(tailer.read());
         tailer.checkpoints()
     }
 
-    fn set_mtime(path: &std::path::Path, seconds_ago: u64) {
+    fn append(path: &Path, text: &str) {
+        let mut file = File::options().append(true).open(path).unwrap();
+        io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+    }
+
+    /// The lines of `text`, sorted (what `restart` returns).
+    fn sorted_lines(text: &str) -> Vec<String> {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    }
+
+    fn set_mtime(path: &Path, seconds_ago: u64) {
         let when = std::time::SystemTime::now() - Duration::from_secs(seconds_ago);
         File::options()
             .write(true)
@@ -946,14 +965,7 @@ mod tests {
     }
 
     fn restart(pattern: &str, saved: Vec<FileCheckpoint>) -> Vec<String> {
-        let mut splitter = splitter(None);
-        splitter.max_record = 100;
-        let mut tailer = Tailer::new(
-            pattern.to_owned(),
-            splitter,
-            InitialPosition::EndOfFile,
-            Some(saved),
-        );
+        let mut tailer = tailer(pattern, InitialPosition::EndOfFile, Some(saved));
         tailer.scan();
         let mut read: Vec<String> = tailer
             .read()
@@ -977,33 +989,20 @@ mod tests {
         assert!(banner.len() as u64 > Fingerprint::MAX_LEN);
         std::fs::write(&log, format!("{banner}{}", lines("old", 0..5))).unwrap();
         let pattern = format!("{}*", log.display());
-        let mut splitter = splitter(None);
-        splitter.max_record = 100;
-        let mut tailer = Tailer::new(
-            pattern.clone(),
-            splitter,
-            InitialPosition::StartOfFile,
-            None,
-        );
+        let mut tailer = tailer(&pattern, InitialPosition::StartOfFile, None);
         let saved = read_all_and_checkpoint(&mut tailer);
         drop(tailer);
 
         // While down: two more lines, rotation, a new file with the banner.
         let rotated = dir.path().join("data.log.1");
-        let mut old = File::options().append(true).open(&log).unwrap();
-        io::Write::write_all(&mut old, lines("old", 5..7).as_bytes()).unwrap();
-        drop(old);
+        append(&log, &lines("old", 5..7));
         std::fs::rename(&log, &rotated).unwrap();
         std::fs::write(&log, format!("{banner}{}", lines("new", 0..9))).unwrap();
         assert!(std::fs::metadata(&log).unwrap().len() >= saved[0].offset);
         set_mtime(&rotated, 20);
         set_mtime(&log, 10);
 
-        let mut expected: Vec<String> = (lines("old", 5..7) + &banner + &lines("new", 0..9))
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        expected.sort();
+        let expected = sorted_lines(&(lines("old", 5..7) + &banner + &lines("new", 0..9)));
         assert_eq!(restart(&pattern, saved), expected);
     }
 
@@ -1020,21 +1019,12 @@ mod tests {
             let log = dir.path().join("data.log");
             std::fs::write(&log, format!("{banner}{}", lines("old", 0..40))).unwrap();
             let pattern = format!("{}*", log.display());
-            let mut splitter = splitter(None);
-            splitter.max_record = 100;
-            let mut tailer = Tailer::new(
-                pattern.clone(),
-                splitter,
-                InitialPosition::StartOfFile,
-                None,
-            );
+            let mut tailer = tailer(&pattern, InitialPosition::StartOfFile, None);
             let saved = read_all_and_checkpoint(&mut tailer);
             drop(tailer);
 
             let copy = dir.path().join("data.log.1");
-            let mut old = File::options().append(true).open(&log).unwrap();
-            io::Write::write_all(&mut old, lines("old", 40..45).as_bytes()).unwrap();
-            drop(old);
+            append(&log, &lines("old", 40..45));
             std::fs::copy(&log, &copy).unwrap();
             std::fs::write(&log, format!("{banner}{}", lines("new", 0..new_lines))).unwrap();
             let regrown = std::fs::metadata(&log).unwrap().len() >= saved[0].offset;
@@ -1042,12 +1032,8 @@ mod tests {
             set_mtime(&copy, if copy_is_older { 20 } else { 5 });
             set_mtime(&log, 10);
 
-            let mut expected: Vec<String> =
-                (lines("old", 40..45) + &banner + &lines("new", 0..new_lines))
-                    .lines()
-                    .map(str::to_owned)
-                    .collect();
-            expected.sort();
+            let expected =
+                sorted_lines(&(lines("old", 40..45) + &banner + &lines("new", 0..new_lines)));
             assert_eq!(
                 restart(&pattern, saved),
                 expected,
@@ -1067,39 +1053,21 @@ mod tests {
         let banner = lines("banner", 0..100);
         std::fs::write(&log, format!("{banner}{}", lines("old", 0..40))).unwrap();
         let pattern = format!("{}*", log.display());
-        let mut splitter = splitter(None);
-        splitter.max_record = 100;
-        let mut tailer = Tailer::new(
-            pattern.clone(),
-            splitter,
-            InitialPosition::StartOfFile,
-            None,
-        );
+        let mut tailer = tailer(&pattern, InitialPosition::StartOfFile, None);
         let first = read_all_and_checkpoint(&mut tailer);
 
         // More lines read and delivered, then copytruncate and a new
         // banner, with no scan since.
-        let mut old = File::options().append(true).open(&log).unwrap();
-        io::Write::write_all(&mut old, lines("old", 40..45).as_bytes()).unwrap();
-        drop(old);
+        append(&log, &lines("old", 40..45));
         tailer.scan();
-        for r in tailer.read() {
-            r.progress
-                .lock()
-                .unwrap()
-                .complete(r.record.start, r.record.end);
-        }
+        deliver(tailer.read());
         std::fs::copy(&log, dir.path().join("data.log.1")).unwrap();
         std::fs::write(&log, format!("{banner}{}", lines("new", 0..400))).unwrap();
         let saved = tailer.checkpoints();
         assert_eq!(saved, first);
         drop(tailer);
 
-        let mut expected: Vec<String> = (lines("old", 40..45) + &banner + &lines("new", 0..400))
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        expected.sort();
+        let expected = sorted_lines(&(lines("old", 40..45) + &banner + &lines("new", 0..400)));
         assert_eq!(restart(&pattern, saved), expected);
     }
 
@@ -1111,11 +1079,8 @@ mod tests {
         let log = dir.path().join("data.log");
         let banner = lines("banner", 0..100);
         std::fs::write(&log, format!("{banner}{}", lines("old", 0..40))).unwrap();
-        let mut splitter = splitter(None);
-        splitter.max_record = 100;
-        let mut tailer = Tailer::new(
-            format!("{}", log.display()),
-            splitter,
+        let mut tailer = tailer(
+            &format!("{}", log.display()),
             InitialPosition::StartOfFile,
             None,
         );
