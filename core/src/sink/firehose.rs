@@ -1,9 +1,8 @@
 //! Amazon Data Firehose Direct PUT: `PutRecordBatch`.
 
 use aws_sdk_firehose::Client;
-use aws_sdk_firehose::primitives::Blob;
-use aws_sdk_firehose::types::Record;
 
+use super::body::{Entry, put_body, replace_body};
 use super::{EntryOutcome, OutRecord, RequestFailure, request_failure};
 
 #[derive(Clone)]
@@ -33,20 +32,20 @@ impl FirehoseSink {
         records: Vec<OutRecord>,
     ) -> Result<Vec<EntryOutcome>, RequestFailure> {
         let count = records.len();
-        let entries = records
-            .into_iter()
-            .map(|r| {
-                Record::builder()
-                    .data(Blob::from_maybe_shared(r.data))
-                    .build()
-                    .map_err(|e| RequestFailure::new("ConstructionFailure", e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let body = put_body(
+            "DeliveryStreamName",
+            delivery_stream,
+            &records,
+            Entry::Firehose,
+        );
         let output = self
             .client
             .put_record_batch()
             .delivery_stream_name(delivery_stream)
-            .set_records(Some(entries))
+            // As for Kinesis: the records go in the body written above.
+            .set_records(Some(Vec::new()))
+            .customize()
+            .mutate_request(move |request| replace_body(request, &body))
             .send()
             .await
             .map_err(|e| request_failure(&e))?;

@@ -1,9 +1,9 @@
 //! Kinesis Data Streams: `PutRecords` and paginated `ListShards`.
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardFilter, ShardFilterType};
+use aws_sdk_kinesis::types::{ShardFilter, ShardFilterType};
 
+use super::body::{Entry, put_body, replace_body};
 use super::{EntryOutcome, OutRecord, RequestFailure, request_failure};
 use crate::shard_map::Shard;
 
@@ -34,22 +34,16 @@ impl KinesisSink {
         records: Vec<OutRecord>,
     ) -> Result<Vec<EntryOutcome>, RequestFailure> {
         let count = records.len();
-        let entries = records
-            .into_iter()
-            .map(|r| {
-                PutRecordsRequestEntry::builder()
-                    .data(Blob::from_maybe_shared(r.data))
-                    .partition_key(r.partition_key)
-                    .set_explicit_hash_key(r.explicit_hash_key)
-                    .build()
-                    .map_err(|e| RequestFailure::new("ConstructionFailure", e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let body = put_body("StreamName", stream, &records, Entry::Kinesis);
         let output = self
             .client
             .put_records()
             .stream_name(stream)
-            .set_records(Some(entries))
+            // The records go in the body written above, not through the
+            // SDK's serializer (see `body`); the SDK still signs and sends it.
+            .set_records(Some(Vec::new()))
+            .customize()
+            .mutate_request(move |request| replace_body(request, &body))
             .send()
             .await
             .map_err(|e| request_failure(&e))?;

@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::retry::{FailureClass, classify};
 use crate::shard_map::Shard;
 
+mod body;
 pub(crate) mod firehose;
 pub(crate) mod kinesis;
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use aws_sdk_kinesis::types::ScalingType;
-use shardline::{Config, Producer};
+use shardline::{Config, Producer, UserRecord};
 use shardline_integration::{
     Kinesalite, KinesisMock, consumer_view, kinesis_client, local_config, multiset,
     send_from_threads, wait_for_stream_active, workload,
@@ -69,6 +69,55 @@ fn kinesalite_round_trip() {
     let server = Kinesalite::start();
     runtime().block_on(create_stream(&server.endpoint, "events", 4));
     hundred_thousand_round_trip(local_config(&server.endpoint), &server.endpoint, "events");
+}
+
+/// The `PutRecords` body is written by Shardline, not the SDK: keys JSON
+/// must escape (quotes, backslashes, control characters) and non-ASCII
+/// ones reach a server nobody here wrote intact, on the wire (aggregation
+/// off) and inside aggregates.
+#[test]
+fn keys_json_must_escape_arrive_intact_on_kinesalite() {
+    let server = Kinesalite::start();
+    runtime().block_on(create_stream(&server.endpoint, "escapes", 2));
+    let keys = [
+        "plain",
+        "quote\"d",
+        "back\\slash",
+        "tab\tnew\nline",
+        "bell\u{7}",
+        "\u{e9}t\u{e9} \u{65e5}\u{672c} \u{1f980}",
+        "</script>",
+    ];
+    let records: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .flat_map(|(i, key)| {
+            (0..3).map(move |j| UserRecord::new(*key, format!("{i}-{j} \"data\" \u{e9}")))
+        })
+        .collect();
+    // Once with aggregation off (every key on the wire), once on.
+    for aggregation in ["false", "true"] {
+        let mut config = local_config(&server.endpoint);
+        config.set("aggregation_enabled", aggregation).unwrap();
+        let producer = Producer::new(config).unwrap();
+        let results = send_from_threads(&producer, "escapes", records.clone(), 1);
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        let first = results.iter().find_map(|r| r.as_ref().err());
+        assert_eq!(
+            failed, 0,
+            "aggregation {aggregation}: {failed} failed, first: {first:?}"
+        );
+        producer.close_blocking(None).unwrap();
+    }
+    let mut expected = multiset(records.iter().map(|r| (r.partition_key(), &r.data()[..])));
+    expected.values_mut().for_each(|count| *count *= 2);
+    runtime().block_on(async {
+        let client = kinesis_client(&server.endpoint).await;
+        let (read, dropped) = consumer_view(&client, "escapes").await;
+        assert_eq!(dropped, 0, "no record on a shard that does not own it");
+        let got = multiset(read.iter().map(|r| (r.partition_key.as_str(), &r.data[..])));
+        assert_eq!(got, expected, "every key and payload, byte for byte");
+    });
 }
 
 #[test]
