@@ -306,10 +306,14 @@ def suite_e2e(a):
     return runs
 
 
+def record_sizes(a, default):
+    return [int(x) for x in a.sizes.split(",")] if a.sizes else default
+
+
 def suite_kpl(a):
     runs = []
     emu = Emulator(limits=False)
-    sizes = [100] if a.smoke else SIZES
+    sizes = [100] if a.smoke else record_sizes(a, SIZES)
     try:
         for size in sizes:
             n = 5_000 if a.smoke else {100: 500_000, 1024: 200_000, 10240: 30_000}[size]
@@ -522,7 +526,7 @@ def suite_emulator(a):
     per user record, which the producer's share of the two cores depends
     on. Used for the emulator's decoding round in BENCHMARKS.md."""
     binaries = a.emulators.split(",") if a.emulators else [EMULATOR]
-    sizes = [100] if a.smoke else [int(x) for x in a.sizes.split(",")]
+    sizes = [100] if a.smoke else record_sizes(a, [100, 10240])
     runs = []
     for size in sizes:
         n = 5_000 if a.smoke else E2E_RECORDS.get(size, 100_000)
@@ -554,7 +558,8 @@ def main():
     p.add_argument("--who", default="shardline,kpl", help="utilisation/memory: which producers")
     p.add_argument("--python", help="interpreter with shardline, boto3, aws-kinesis-agg")
     p.add_argument("--emulators", help="emulator: comma-separated emulator binaries to alternate")
-    p.add_argument("--sizes", default="100,10240", help="emulator: record sizes")
+    p.add_argument("--sizes", help="kpl, emulator: record sizes, comma-separated "
+                   "(default: kpl 100,1024,10240; emulator 100,10240)")
     p.add_argument("--bin-dir", help="directory with shardline-emulator and shardline-load "
                    "(default: $SHARDLINE_BIN_DIR, else target/release)")
     a = p.parse_args()

@@ -161,6 +161,34 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any Unicode key and any bytes: the body parses, and gives back
+        /// exactly what went in.
+        #[test]
+        fn any_keys_and_bytes_round_trip_through_json(
+            stream in "\\PC{0,20}",
+            entries in proptest::collection::vec(
+                ("\\PC{1,40}|[\"\\\\\\x00-\\x1f]{1,8}", proptest::collection::vec(proptest::num::u8::ANY, 0..300), proptest::option::of(proptest::num::u128::ANY)),
+                0..20,
+            ),
+        ) {
+            let records: Vec<_> = entries
+                .iter()
+                .map(|(key, data, hash_key)| record(data, key, hash_key.map(|k| k.to_string()).as_deref()))
+                .collect();
+            let value = parse(&put_body("StreamName", &stream, &records, Entry::Kinesis));
+            proptest::prop_assert_eq!(value["StreamName"].as_str(), Some(stream.as_str()));
+            let got = value["Records"].as_array().unwrap();
+            proptest::prop_assert_eq!(got.len(), records.len());
+            for (entry, record) in got.iter().zip(&records) {
+                let data = base64_simd::STANDARD.decode_to_vec(entry["Data"].as_str().unwrap()).unwrap();
+                proptest::prop_assert_eq!(&data[..], &record.data[..]);
+                proptest::prop_assert_eq!(entry["PartitionKey"].as_str(), Some(record.partition_key.as_str()));
+                proptest::prop_assert_eq!(entry["ExplicitHashKey"].as_str(), record.explicit_hash_key.as_deref());
+            }
+        }
+    }
+
     #[test]
     fn a_firehose_body_carries_only_the_data() {
         let records = [
