@@ -9,8 +9,8 @@
 //! behind), and takes its input as owned structs built per record. Here
 //! each body is sized exactly before it is written, every record is
 //! base64-encoded straight into it, and the size the dispatcher holds
-//! against `max_buffered_bytes` ([`super::body_size`]) is an upper bound of
-//! what is actually allocated.
+//! against `max_buffered_bytes` ([`super::body_size`]) bounds what is
+//! allocated (but for keys with characters JSON escapes).
 //!
 //! Both services speak the AWS JSON 1.1 protocol: a JSON object whose
 //! member names are the API's, with blobs in standard base64. String
@@ -93,9 +93,11 @@ pub(crate) fn put_body(
 /// members, with no records), before the request is signed. The SDK may
 /// call this once per attempt; `Bytes` clones share the buffer.
 pub(crate) fn replace_body(request: &mut HttpRequest, body: &Bytes) {
-    request
-        .headers_mut()
-        .insert("Content-Length", body.len().to_string());
+    let headers = request.headers_mut();
+    headers.insert("Content-Length", body.len().to_string());
+    // What the client's protocol sets already, stated here because the
+    // body is written for it.
+    headers.insert("Content-Type", "application/x-amz-json-1.1");
     *request.body_mut() = SdkBody::from(body.clone());
 }
 
@@ -166,7 +168,7 @@ mod tests {
         /// exactly what went in.
         #[test]
         fn any_keys_and_bytes_round_trip_through_json(
-            stream in "\\PC{0,20}",
+            stream in "\\PC{0,20}|[\"\\\\\\x00-\\x1f]{1,4}",
             entries in proptest::collection::vec(
                 ("\\PC{1,40}|[\"\\\\\\x00-\\x1f]{1,8}", proptest::collection::vec(proptest::num::u8::ANY, 0..300), proptest::option::of(proptest::num::u128::ANY)),
                 0..20,
@@ -176,7 +178,12 @@ mod tests {
                 .iter()
                 .map(|(key, data, hash_key)| record(data, key, hash_key.map(|k| k.to_string()).as_deref()))
                 .collect();
-            let value = parse(&put_body("StreamName", &stream, &records, Entry::Kinesis));
+            let body = put_body("StreamName", &stream, &records, Entry::Kinesis);
+            if !records.iter().any(|r| needs_escape(&r.partition_key)) && !needs_escape(&stream) {
+                let billed = records.iter().map(OutRecord::billed_size).sum();
+                proptest::prop_assert!(body.len() <= super::super::body_size(billed, records.len()));
+            }
+            let value = parse(&body);
             proptest::prop_assert_eq!(value["StreamName"].as_str(), Some(stream.as_str()));
             let got = value["Records"].as_array().unwrap();
             proptest::prop_assert_eq!(got.len(), records.len());
@@ -223,5 +230,26 @@ mod tests {
             vec.len(),
             vec.capacity()
         );
+    }
+
+    /// The dispatcher's bound at its tightest: one-byte keys, the longest
+    /// explicit hash keys, data lengths that leave base64 padding, and the
+    /// longest stream name.
+    #[test]
+    fn the_dispatchers_estimate_bounds_the_worst_body_without_escapes() {
+        let longest_hash_key = u128::MAX.to_string();
+        let records: Vec<_> = (0..500)
+            .map(|i| record(&vec![7; i % 4], "k", Some(&longest_hash_key)))
+            .collect();
+        let billed: usize = records.iter().map(OutRecord::billed_size).sum();
+        let name = "n".repeat(128);
+        for (member, entry) in [
+            ("StreamName", Entry::Kinesis),
+            ("DeliveryStreamName", Entry::Firehose),
+        ] {
+            let body = put_body(member, &name, &records, entry);
+            let bound = super::super::body_size(billed, records.len());
+            assert!(body.len() <= bound, "{member}: {} > {bound}", body.len());
+        }
     }
 }

@@ -28,14 +28,23 @@ impl OutRecord {
     }
 }
 
-/// About how many bytes the request body for `entries` records of
-/// `billed` bytes (data and keys) takes: both services' JSON carries the
-/// data in base64 (4 bytes per 3), plus field names and punctuation per
-/// entry. Used to hold bodies in flight against the buffer cap.
+/// At most how many bytes the request body for `entries` records of
+/// `billed` bytes (data and keys) takes ([`body::put_body`] writes it),
+/// unless a key holds characters JSON must escape (quotes, backslashes,
+/// control characters: up to 6 bytes each, and rare) or the stream's name
+/// is longer than the services allow. Both services' JSON carries the data
+/// in base64 (4 bytes per 3, keys counted the same way), plus per entry
+/// the member names, punctuation, padding and an explicit hash key of up to
+/// 39 digits, plus the request's own members. Used to hold bodies in flight
+/// against the buffer cap.
 pub(crate) fn body_size(billed: usize, entries: usize) -> usize {
-    /// `{"Data":"","PartitionKey":"","ExplicitHashKey":""},` and slack.
-    const ENTRY_JSON: usize = 64;
-    billed.div_ceil(3) * 4 + entries * ENTRY_JSON
+    /// `{"Data":"","PartitionKey":"","ExplicitHashKey":""},`, 39 digits and
+    /// base64 padding.
+    const ENTRY_JSON: usize = 92;
+    /// `{"DeliveryStreamName":"","Records":[]}` and a name of up to 128
+    /// characters (Kinesis; Firehose allows 64).
+    const REQUEST_JSON: usize = 166;
+    billed.div_ceil(3) * 4 + entries * ENTRY_JSON + REQUEST_JSON
 }
 
 /// The outcome of one entry of a batch.
