@@ -32,13 +32,19 @@ pub(crate) enum Entry {
     Firehose,
 }
 
+impl Entry {
+    /// The request member that names the stream.
+    fn stream_member(self) -> &'static str {
+        match self {
+            Entry::Kinesis => "StreamName",
+            Entry::Firehose => "DeliveryStreamName",
+        }
+    }
+}
+
 /// `{"<stream_member>":"<stream>","Records":[{"Data":"…",…},…]}`.
-pub(crate) fn put_body(
-    stream_member: &str,
-    stream: &str,
-    records: &[OutRecord],
-    entry: Entry,
-) -> Bytes {
+pub(crate) fn put_body(stream: &str, records: &[OutRecord], entry: Entry) -> Bytes {
+    let stream_member = entry.stream_member();
     let b64 = base64_simd::STANDARD;
     // Exact (but for one comma) unless a key needs escapes, which
     // serde_json writes as they come: the vector grows in the rare body
@@ -145,7 +151,7 @@ mod tests {
             ),
             record(b"", "\u{e9}t\u{e9}", None),
         ];
-        let body = put_body("StreamName", "my-stream", &records, Entry::Kinesis);
+        let body = put_body("my-stream", &records, Entry::Kinesis);
         let value = parse(&body);
         assert_eq!(value["StreamName"], "my-stream");
         let entries = value["Records"].as_array().unwrap();
@@ -178,7 +184,7 @@ mod tests {
                 .iter()
                 .map(|(key, data, hash_key)| record(data, key, hash_key.map(|k| k.to_string()).as_deref()))
                 .collect();
-            let body = put_body("StreamName", &stream, &records, Entry::Kinesis);
+            let body = put_body(&stream, &records, Entry::Kinesis);
             if !records.iter().any(|r| needs_escape(&r.partition_key)) && !needs_escape(&stream) {
                 let billed = records.iter().map(OutRecord::billed_size).sum();
                 proptest::prop_assert!(body.len() <= super::super::body_size(billed, records.len()));
@@ -202,7 +208,7 @@ mod tests {
             record(b"a\n", "ignored", None),
             record(&[1; 1000], "x", None),
         ];
-        let body = put_body("DeliveryStreamName", "d\u{1}", &records, Entry::Firehose);
+        let body = put_body("d\u{1}", &records, Entry::Firehose);
         let value = parse(&body);
         assert_eq!(value["DeliveryStreamName"], "d\u{1}");
         let entries = value["Records"].as_array().unwrap();
@@ -219,7 +225,7 @@ mod tests {
         let records: Vec<_> = (0..500)
             .map(|i| record(&vec![i as u8; 1000 + i], &format!("key-{i}"), None))
             .collect();
-        let body = put_body("StreamName", "s", &records, Entry::Kinesis);
+        let body = put_body("s", &records, Entry::Kinesis);
         let billed: usize = records.iter().map(OutRecord::billed_size).sum();
         assert!(body.len() <= super::super::body_size(billed, records.len()));
         // One allocation: converting a full Vec into Bytes keeps its buffer.
@@ -243,12 +249,10 @@ mod tests {
             .collect();
         let billed: usize = records.iter().map(OutRecord::billed_size).sum();
         let name = "n".repeat(128);
-        for (member, entry) in [
-            ("StreamName", Entry::Kinesis),
-            ("DeliveryStreamName", Entry::Firehose),
-        ] {
-            let body = put_body(member, &name, &records, entry);
+        for entry in [Entry::Kinesis, Entry::Firehose] {
+            let body = put_body(&name, &records, entry);
             let bound = super::super::body_size(billed, records.len());
+            let member = entry.stream_member();
             assert!(body.len() <= bound, "{member}: {} > {bound}", body.len());
         }
     }

@@ -32,12 +32,7 @@ impl FirehoseSink {
         records: Vec<OutRecord>,
     ) -> Result<Vec<EntryOutcome>, RequestFailure> {
         let count = records.len();
-        let body = put_body(
-            "DeliveryStreamName",
-            delivery_stream,
-            &records,
-            Entry::Firehose,
-        );
+        let body = put_body(delivery_stream, &records, Entry::Firehose);
         let output = self
             .client
             .put_record_batch()

@@ -34,7 +34,7 @@ impl KinesisSink {
         records: Vec<OutRecord>,
     ) -> Result<Vec<EntryOutcome>, RequestFailure> {
         let count = records.len();
-        let body = put_body("StreamName", stream, &records, Entry::Kinesis);
+        let body = put_body(stream, &records, Entry::Kinesis);
         let output = self
             .client
             .put_records()
