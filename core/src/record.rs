@@ -3,6 +3,7 @@
 use std::fmt;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::error::{Error, Result};
 use crate::hash::{parse_explicit_hash_key, partition_key_hash};
@@ -13,12 +14,45 @@ use crate::limits::PARTITION_KEY_MAX_CHARS;
 ///
 /// Cloning is cheap for the data (a reference-counted [`Bytes`]). `Debug`
 /// prints sizes, never the payload.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct UserRecord {
-    partition_key: String,
+    partition_key: Key,
     explicit_hash_key: Option<u128>,
     data: Bytes,
 }
+
+/// A partition key's text: the caller's own `String`, or a slice of a
+/// buffer that holds many records' keys ([`UserRecord::with_shared_key`]).
+///
+/// Why both: a `String` per record is an allocation on the caller's thread
+/// that a producer thread frees once the record is sent, and glibc's
+/// malloc makes such cross-thread frees contend for the caller's arena. A
+/// caller that hands over records in bulk (Python's `put_many`) puts every
+/// key of a call in one buffer instead: one allocation, one free.
+#[derive(Clone)]
+enum Key {
+    Owned(String),
+    Shared(ByteString),
+}
+
+impl Key {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Owned(key) => key,
+            Key::Shared(key) => key,
+        }
+    }
+}
+
+impl PartialEq for UserRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.partition_key() == other.partition_key()
+            && self.explicit_hash_key == other.explicit_hash_key
+            && self.data == other.data
+    }
+}
+
+impl Eq for UserRecord {}
 
 impl UserRecord {
     /// A record routed by the MD5 hash of `partition_key`.
@@ -27,10 +61,25 @@ impl UserRecord {
     /// producer on `send`) enforces the service's limits.
     pub fn new(partition_key: impl Into<String>, data: impl Into<Bytes>) -> Self {
         UserRecord {
-            partition_key: partition_key.into(),
+            partition_key: Key::Owned(partition_key.into()),
             explicit_hash_key: None,
             data: data.into(),
         }
+    }
+
+    /// Like [`UserRecord::new`] with the partition key taken from shared
+    /// bytes, typically a slice of one buffer that holds the keys of many
+    /// records: no allocation per key, and the buffer is freed once, when
+    /// the last of its records is done. Fails if the bytes are not UTF-8.
+    pub fn with_shared_key(
+        partition_key: Bytes,
+        data: impl Into<Bytes>,
+    ) -> std::result::Result<Self, std::str::Utf8Error> {
+        Ok(UserRecord {
+            partition_key: Key::Shared(ByteString::try_from(partition_key)?),
+            explicit_hash_key: None,
+            data: data.into(),
+        })
     }
 
     /// Routes the record by `hash_key` instead of its partition key's hash.
@@ -47,7 +96,7 @@ impl UserRecord {
 
     /// The partition key.
     pub fn partition_key(&self) -> &str {
-        &self.partition_key
+        self.partition_key.as_str()
     }
 
     /// The explicit hash key, if the caller supplied one.
@@ -62,26 +111,30 @@ impl UserRecord {
 
     /// Takes the record apart.
     pub fn into_parts(self) -> (String, Option<u128>, Bytes) {
-        (self.partition_key, self.explicit_hash_key, self.data)
+        let partition_key = match self.partition_key {
+            Key::Owned(key) => key,
+            Key::Shared(key) => String::from(&*key),
+        };
+        (partition_key, self.explicit_hash_key, self.data)
     }
 
     /// The key that routes this record to a shard: the explicit hash key if
     /// there is one, else MD5 of the partition key.
     pub fn hash_key(&self) -> u128 {
         self.explicit_hash_key
-            .unwrap_or_else(|| partition_key_hash(&self.partition_key))
+            .unwrap_or_else(|| partition_key_hash(self.partition_key()))
     }
 
     /// The size the service charges against its record and request limits:
     /// data plus partition key, in bytes.
     pub fn billed_size(&self) -> usize {
-        self.data.len() + self.partition_key.len()
+        self.data.len() + self.partition_key().len()
     }
 
     /// Checks the record against the Kinesis limits: a partition key of 1 to
     /// 256 characters and a billed size of at most `max_record_bytes`.
     pub fn validate(&self, max_record_bytes: usize) -> Result<()> {
-        validate_partition_key(&self.partition_key)?;
+        validate_partition_key(self.partition_key())?;
         let size = self.billed_size();
         if size > max_record_bytes {
             return Err(Error::RecordTooLarge {
@@ -112,7 +165,7 @@ pub fn validate_partition_key(partition_key: &str) -> Result<()> {
 impl fmt::Debug for UserRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UserRecord")
-            .field("partition_key_len", &self.partition_key.len())
+            .field("partition_key_len", &self.partition_key().len())
             .field("explicit_hash_key", &self.explicit_hash_key.is_some())
             .field("data_len", &self.data.len())
             .finish()
@@ -158,6 +211,27 @@ mod tests {
         let rec = UserRecord::new("secret-key", "secret-data");
         let shown = format!("{rec:?}");
         assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn a_shared_key_is_the_same_record_as_an_owned_one() {
+        let keys = Bytes::from_static("ab\u{e9}".as_bytes());
+        let shared = UserRecord::with_shared_key(keys.slice(0..4), "x").unwrap();
+        let owned = UserRecord::new("ab\u{e9}", "x");
+        assert_eq!(shared, owned);
+        assert_eq!(shared.partition_key(), "ab\u{e9}");
+        assert_eq!(shared.hash_key(), owned.hash_key());
+        assert_eq!(shared.billed_size(), owned.billed_size());
+        assert_eq!(shared.clone().into_parts(), owned.into_parts());
+        assert!(!format!("{shared:?}").contains("ab"));
+        // Half of the two-byte character is not UTF-8.
+        assert!(UserRecord::with_shared_key(keys.slice(0..3), "x").is_err());
+        assert_eq!(
+            UserRecord::with_shared_key(Bytes::new(), "x")
+                .unwrap()
+                .validate(1024),
+            Err(Error::EmptyPartitionKey)
+        );
     }
 
     #[test]

@@ -103,8 +103,6 @@ pub(crate) struct FutureCell {
     outcome: OnceLock<Outcome>,
     waiters: Mutex<Waiters>,
     done: Condvar,
-    /// Where it goes when done, if it has done callbacks.
-    queue: Arc<CallbackQueue>,
 }
 
 #[derive(Debug, Default)]
@@ -116,47 +114,11 @@ struct Waiters {
 }
 
 impl FutureCell {
-    pub(crate) fn new(queue: Arc<CallbackQueue>) -> Arc<Self> {
-        Arc::new(FutureCell {
+    fn new() -> Self {
+        FutureCell {
             outcome: OnceLock::new(),
             waiters: Mutex::new(Waiters::default()),
             done: Condvar::new(),
-            queue,
-        })
-    }
-
-    /// Completes the future. Runs on a producer thread: touches no Python
-    /// object (the callbacks are moved, not cloned or dropped).
-    pub(crate) fn complete(&self, outcome: Outcome) {
-        let _ = self.outcome.set(outcome);
-        let (owner, callbacks) = {
-            let mut w = self.waiters.lock();
-            w.done = true;
-            (w.owner.take(), std::mem::take(&mut w.callbacks))
-        };
-        self.done.notify_all();
-        if let Some(owner) = owner {
-            self.queue.push(owner, callbacks);
-        }
-    }
-
-    /// Hands `record` to the core with this cell as its delivery handler:
-    /// at once (`wait` None) or waiting up to `wait` for buffer room. The
-    /// core holds a reference to the cell, not a boxed closure, so a record
-    /// costs no allocation here.
-    // `SendError` is large because it hands the record back (core design).
-    #[allow(clippy::result_large_err)]
-    pub(crate) fn send(
-        self: &Arc<Self>,
-        producer: &Producer,
-        stream: &str,
-        record: UserRecord,
-        wait: Option<Duration>,
-    ) -> Result<(), SendError> {
-        let handler: Arc<dyn DeliveryHandler> = self.clone();
-        match wait {
-            None => producer.try_send_with_handler(stream, record, &handler, 0),
-            Some(t) => producer.send_blocking_with_handler(stream, record, Some(t), &handler, 0),
         }
     }
 
@@ -177,9 +139,91 @@ impl FutureCell {
     }
 }
 
-impl DeliveryHandler for FutureCell {
-    fn delivered(&self, _tag: u64, result: DeliveryResult) {
-        self.complete(Outcome::Delivered(result));
+/// The future cells of one `put` or `put_many` call, in one allocation,
+/// and the core's [`DeliveryHandler`] for its records (the tag is the
+/// record's index in the call).
+///
+/// One allocation per call rather than per record matters at `put_many`'s
+/// rates: a per-record cell was allocated on the calling thread and, once
+/// the caller had dropped its futures, freed on a producer thread, and
+/// glibc's malloc makes such frees contend for the calling thread's arena.
+/// The price is that one future kept alive keeps its call's cells (about
+/// 100 bytes a record) alive with it.
+#[derive(Debug)]
+pub(crate) struct FutureCells {
+    /// The first cell apart, so that `put`'s one cell needs no second
+    /// allocation (an empty boxed slice allocates nothing).
+    first: FutureCell,
+    rest: Box<[FutureCell]>,
+    /// Where futures go when done, if they have done callbacks.
+    queue: Arc<CallbackQueue>,
+}
+
+impl FutureCells {
+    /// Cells for `count` records (at least one is made).
+    pub(crate) fn new(count: usize, queue: Arc<CallbackQueue>) -> Arc<Self> {
+        Arc::new(FutureCells {
+            first: FutureCell::new(),
+            rest: (1..count).map(|_| FutureCell::new()).collect(),
+            queue,
+        })
+    }
+
+    fn cell(&self, index: usize) -> &FutureCell {
+        match index {
+            0 => &self.first,
+            i => &self.rest[i - 1],
+        }
+    }
+
+    /// These cells as the core's delivery handler; made once per call and
+    /// passed to every [`FutureCells::send`] of it.
+    pub(crate) fn handler(self: &Arc<Self>) -> Arc<dyn DeliveryHandler> {
+        self.clone()
+    }
+
+    /// Completes record `index`'s future. Runs on a producer thread:
+    /// touches no Python object (the callbacks are moved, not cloned or
+    /// dropped).
+    pub(crate) fn complete(&self, index: usize, outcome: Outcome) {
+        let cell = self.cell(index);
+        let _ = cell.outcome.set(outcome);
+        let (owner, callbacks) = {
+            let mut w = cell.waiters.lock();
+            w.done = true;
+            (w.owner.take(), std::mem::take(&mut w.callbacks))
+        };
+        cell.done.notify_all();
+        if let Some(owner) = owner {
+            self.queue.push(owner, callbacks);
+        }
+    }
+
+    /// Hands record `index` to the core with `handler` (these cells, from
+    /// [`FutureCells::handler`]): at once (`wait` None) or waiting up to
+    /// `wait` for buffer room. The core holds a reference to the cells, not
+    /// a boxed closure, so a record costs no allocation here.
+    // `SendError` is large because it hands the record back (core design).
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn send(
+        handler: &Arc<dyn DeliveryHandler>,
+        index: usize,
+        producer: &Producer,
+        stream: &str,
+        record: UserRecord,
+        wait: Option<Duration>,
+    ) -> Result<(), SendError> {
+        let tag = index as u64;
+        match wait {
+            None => producer.try_send_with_handler(stream, record, handler, tag),
+            Some(t) => producer.send_blocking_with_handler(stream, record, Some(t), handler, tag),
+        }
+    }
+}
+
+impl DeliveryHandler for FutureCells {
+    fn delivered(&self, tag: u64, result: DeliveryResult) {
+        self.complete(tag as usize, Outcome::Delivered(result));
     }
 }
 
@@ -194,7 +238,9 @@ impl DeliveryHandler for FutureCell {
 /// producer thread.
 #[pyclass(frozen, module = "shardline", name = "RecordFuture")]
 pub(crate) struct RecordFuture {
-    cell: Arc<FutureCell>,
+    cells: Arc<FutureCells>,
+    /// This record's cell in `cells`.
+    index: usize,
     /// The `DeliveryReport` of a delivered record, made once.
     report: PyOnceLock<Py<PyAny>>,
 }
@@ -211,11 +257,16 @@ impl RecordFuture {
     /// future: with 10,000 of them per `put_many`, collections took about a
     /// tenth of the calling thread's time in a profile; they are still
     /// triggered, by count, but now have far less to walk.
-    pub(crate) fn create(py: Python<'_>, cell: Arc<FutureCell>) -> PyResult<Py<RecordFuture>> {
+    pub(crate) fn create(
+        py: Python<'_>,
+        cells: Arc<FutureCells>,
+        index: usize,
+    ) -> PyResult<Py<RecordFuture>> {
         let future = Py::new(
             py,
             RecordFuture {
-                cell,
+                cells,
+                index,
                 report: PyOnceLock::new(),
             },
         )?;
@@ -226,9 +277,13 @@ impl RecordFuture {
         Ok(future)
     }
 
+    fn cell(&self) -> &FutureCell {
+        self.cells.cell(self.index)
+    }
+
     /// Waits for the outcome in slices, checking for Ctrl-C between them.
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-        if self.cell.is_done() {
+        if self.cell().is_done() {
             return Ok(());
         }
         let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
@@ -237,7 +292,7 @@ impl RecordFuture {
                 None => WAIT_SLICE,
                 Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
             };
-            let cell = &self.cell;
+            let cell = self.cell();
             if py.detach(|| cell.wait_for(slice)) {
                 return Ok(());
             }
@@ -261,7 +316,7 @@ impl RecordFuture {
     /// future, a cycle the collector cannot see through this class.
     fn value(&self, py: Python<'_>) -> PyResult<Result<Py<PyAny>, Py<PyAny>>> {
         let outcome = self
-            .cell
+            .cell()
             .outcome
             .get()
             .expect("value() is called only once the future is done");
@@ -281,7 +336,7 @@ impl RecordFuture {
 impl std::fmt::Debug for RecordFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecordFuture")
-            .field("done", &self.cell.is_done())
+            .field("done", &self.cell().is_done())
             .finish_non_exhaustive()
     }
 }
@@ -311,12 +366,12 @@ impl RecordFuture {
 
     /// True once the record is delivered or has failed for good.
     fn done(&self) -> bool {
-        self.cell.is_done()
+        self.cell().is_done()
     }
 
     /// True while the record is pending.
     fn running(&self) -> bool {
-        !self.cell.is_done()
+        !self.cell().is_done()
     }
 
     /// Always False: a queued record cannot be taken back.
@@ -336,7 +391,7 @@ impl RecordFuture {
     fn add_done_callback(slf: &Bound<'_, Self>, callback: Py<PyAny>) -> PyResult<()> {
         let this = slf.get();
         {
-            let mut w = this.cell.waiters.lock();
+            let mut w = this.cell().waiters.lock();
             if !w.done {
                 w.callbacks.push(callback);
                 if w.owner.is_none() {
@@ -360,7 +415,7 @@ impl RecordFuture {
     }
 
     fn __repr__(&self) -> &'static str {
-        match self.cell.outcome.get() {
+        match self.cell().outcome.get() {
             None => "<RecordFuture pending>",
             Some(Outcome::Delivered(Ok(_))) => "<RecordFuture delivered>",
             Some(_) => "<RecordFuture failed>",

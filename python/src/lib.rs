@@ -3,7 +3,7 @@
 //! Everything here is thin: the producer, its futures and reports, and the
 //! exception classes. The package (`python/shardline/`) adds the Pythonic
 //! surface and the thread that runs done callbacks. Python code never runs
-//! on a producer thread: completions land in [`future::FutureCell`]s and
+//! on a producer thread: completions land in [`future::FutureCells`] and
 //! only futures with done callbacks are handed to that thread.
 #![warn(missing_docs)]
 

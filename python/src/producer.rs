@@ -24,7 +24,7 @@ use shardline::{Config, Error, Producer, SendError, Service, UserRecord};
 
 use crate::errors::{new_err, to_py_err, types};
 use crate::future::{
-    CallbackQueue, FutureCell, Outcome, PyCallbackQueue, RecordFuture, WAIT_SLICE,
+    CallbackQueue, FutureCells, Outcome, PyCallbackQueue, RecordFuture, WAIT_SLICE,
 };
 
 /// The pid of this process, updated in a child right after `fork()` (the
@@ -57,23 +57,6 @@ impl Drop for NativeProducer {
         if self.pid == CURRENT_PID.load(Ordering::Acquire) {
             // SAFETY: dropped once, here, and never used again.
             unsafe { ManuallyDrop::drop(&mut self.producer) };
-        }
-    }
-}
-
-/// One record, copied out of Python objects, ready to be sent.
-struct Pending {
-    partition_key: String,
-    explicit_hash_key: Option<u128>,
-    data: Bytes,
-}
-
-impl Pending {
-    fn into_record(self) -> UserRecord {
-        let record = UserRecord::new(self.partition_key, self.data);
-        match self.explicit_hash_key {
-            Some(key) => record.with_explicit_hash_key(key),
-            None => record,
         }
     }
 }
@@ -116,12 +99,14 @@ impl NativeProducer {
         py: Python<'_>,
         stream: &str,
         record: UserRecord,
-        cell: &Arc<FutureCell>,
+        cells: &Arc<FutureCells>,
         block: bool,
         timeout: Option<f64>,
     ) -> PyResult<()> {
         let producer = &*self.producer;
-        let mut record = match cell.send(producer, stream, record, None) {
+        let handler = cells.handler();
+        let send = |record, wait| FutureCells::send(&handler, 0, producer, stream, record, wait);
+        let mut record = match send(record, None) {
             Ok(()) => return Ok(()),
             Err(SendError {
                 error: Error::QueueFull,
@@ -132,7 +117,7 @@ impl NativeProducer {
         let deadline = deadline(timeout);
         loop {
             let slice = slice_until(deadline);
-            let sent = py.detach(|| cell.send(producer, stream, record, Some(slice)));
+            let sent = py.detach(|| send(record, Some(slice)));
             match sent {
                 Ok(()) => return Ok(()),
                 Err(SendError {
@@ -186,7 +171,14 @@ thread_local! {
 /// A random 16-hex-digit partition key: even spread over the shards is all
 /// that is asked of it, so a per-thread splitmix64 is enough.
 fn random_partition_key() -> String {
-    let x = KEY_STATE.with(|state| {
+    let mut key = String::with_capacity(16);
+    let _ = write!(key, "{:016x}", random_u64());
+    key
+}
+
+/// The next number of this thread's splitmix64 sequence.
+fn random_u64() -> u64 {
+    KEY_STATE.with(|state| {
         let mut s = state.get();
         if s == 0 {
             // Seed from the clock and the state's address (differs per thread).
@@ -201,10 +193,7 @@ fn random_partition_key() -> String {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
-    });
-    let mut key = String::with_capacity(16);
-    let _ = write!(key, "{x:016x}");
-    key
+    })
 }
 
 /// Appends the bytes of `data` (bytes, bytearray, memoryview or str) to `buf`.
@@ -320,9 +309,9 @@ impl NativeProducer {
         {
             record = record.with_explicit_hash_key(ehk);
         }
-        let cell = FutureCell::new(self.callbacks.clone());
-        self.send_one(py, &stream, record, &cell, block, timeout)?;
-        RecordFuture::create(py, cell)
+        let cells = FutureCells::new(1, self.callbacks.clone());
+        self.send_one(py, &stream, record, &cells, block, timeout)?;
+        RecordFuture::create(py, cells, 0)
     }
 
     /// Queues many records; see `shardline.Producer.put_many`.
@@ -343,14 +332,16 @@ impl NativeProducer {
         let stream = stream_name.to_cow()?;
         // Copy everything out of Python first (and check what can be
         // checked), so a bad record raises before any record is queued.
-        // All payloads share one buffer: one allocation per call.
+        // All payloads and partition keys share one buffer: one allocation
+        // per call, freed once, rather than a key per record freed by the
+        // producer thread that sends it.
         let mut buf = BytesMut::new();
-        let mut parsed: Vec<(Option<String>, Option<u128>, usize)> = Vec::new();
+        let mut parsed: Vec<(usize, usize, Option<u128>)> = Vec::new();
         let validation = &types(py).validation;
         for (index, item) in records.try_iter()?.enumerate() {
             let item = item?;
             let start = buf.len();
-            let (key, ehk) = self.parse_item(py, &item, &mut buf).map_err(|e| {
+            let (data_len, ehk) = self.parse_item(py, &item, &mut buf).map_err(|e| {
                 if e.is_instance(py, validation.bind(py))
                     || e.is_instance_of::<pyo3::exceptions::PyTypeError>(py)
                 {
@@ -359,11 +350,7 @@ impl NativeProducer {
                     e
                 }
             })?;
-            if let Some(k) = &key {
-                shardline::record::validate_partition_key(k)
-                    .map_err(|e| new_err(py, validation, format!("record {index}: {e}")))?;
-            }
-            let size = buf.len() - start + key.as_ref().map_or(0, String::len);
+            let size = buf.len() - start;
             if self.service == Service::Kinesis && size > self.max_record_size {
                 let e = Error::RecordTooLarge {
                     size,
@@ -371,41 +358,48 @@ impl NativeProducer {
                 };
                 return Err(new_err(py, validation, format!("record {index}: {e}")));
             }
-            parsed.push((key, ehk, buf.len() - start));
+            parsed.push((data_len, size - data_len, ehk));
         }
-        let mut data = buf.freeze();
-        let pending: Vec<Pending> = parsed
-            .into_iter()
-            .map(|(key, ehk, len)| Pending {
-                partition_key: self.partition_key(key),
-                explicit_hash_key: ehk,
-                data: data.split_to(len),
-            })
-            .collect();
-        let cells: Vec<Arc<FutureCell>> = (0..pending.len())
-            .map(|_| FutureCell::new(self.callbacks.clone()))
-            .collect();
-
+        if parsed.is_empty() {
+            return Ok(PyList::empty(py));
+        }
+        let mut buf = buf.freeze();
+        let mut pending = Vec::with_capacity(parsed.len());
+        for (data_len, key_len, ehk) in parsed {
+            let data = buf.split_to(data_len);
+            let key = buf.split_to(key_len);
+            // The key bytes were copied from a `str` or written as hex.
+            let record = UserRecord::with_shared_key(key, data)
+                .map_err(|e| new_err(py, &types(py).base, format!("partition key: {e}")))?;
+            pending.push(match ehk {
+                Some(ehk) => record.with_explicit_hash_key(ehk),
+                None => record,
+            });
+        }
+        let count = pending.len();
+        let cells = FutureCells::new(count, self.callbacks.clone());
+        let handler = cells.handler();
         let producer = &*self.producer;
+        let send =
+            |i, record, wait| FutureCells::send(&handler, i, producer, &stream, record, wait);
         let deadline = deadline(timeout);
-        let mut records = pending.into_iter().map(Pending::into_record).enumerate();
+        let mut records = pending.into_iter().enumerate();
         let mut waiting: Option<(usize, UserRecord)> = None;
         loop {
             // Returns the record still waiting for room when a slice ends.
             let stopped = py.detach(|| {
                 let mut next = waiting.take().or_else(|| records.next());
                 while let Some((i, record)) = next {
-                    let cell = &cells[i];
                     let sent = if block {
-                        match cell.send(producer, &stream, record, None) {
+                        match send(i, record, None) {
                             Err(SendError {
                                 error: Error::QueueFull,
                                 record,
-                            }) => cell.send(producer, &stream, record, Some(slice_until(deadline))),
+                            }) => send(i, record, Some(slice_until(deadline))),
                             other => other,
                         }
                     } else {
-                        cell.send(producer, &stream, record, None)
+                        send(i, record, None)
                     };
                     match sent {
                         Ok(()) => {}
@@ -413,7 +407,7 @@ impl NativeProducer {
                             error: Error::Timeout(_),
                             record,
                         }) if block => return Some((i, record)),
-                        Err(SendError { error, .. }) => cell.complete(Outcome::Refused(error)),
+                        Err(SendError { error, .. }) => cells.complete(i, Outcome::Refused(error)),
                     }
                     next = records.next();
                 }
@@ -424,14 +418,14 @@ impl NativeProducer {
                 Some((i, record)) => {
                     if let Err(e) = py.check_signals() {
                         // Interrupted: this record and the rest were never queued.
-                        cells[i].complete(Outcome::Refused(Error::Closed));
+                        cells.complete(i, Outcome::Refused(Error::Closed));
                         return Err(e);
                     }
                     if past(deadline) {
                         let error = Error::QueueFull;
-                        cells[i].complete(Outcome::Refused(error.clone()));
+                        cells.complete(i, Outcome::Refused(error.clone()));
                         for (j, _) in records.by_ref() {
-                            cells[j].complete(Outcome::Refused(error.clone()));
+                            cells.complete(j, Outcome::Refused(error.clone()));
                         }
                         let _ = record;
                         break;
@@ -440,9 +434,8 @@ impl NativeProducer {
                 }
             }
         }
-        let futures = cells
-            .into_iter()
-            .map(|cell| RecordFuture::create(py, cell))
+        let futures = (0..count)
+            .map(|i| RecordFuture::create(py, cells.clone(), i))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, futures)
     }
@@ -540,13 +533,15 @@ impl NativeProducer {
     /// One item of `put_many`: data alone, a `(data, partition_key[,
     /// explicit_hash_key])` tuple, or a dict with `data` / `partition_key` /
     /// `explicit_hash_key` (or boto3's `Data` / `PartitionKey` /
-    /// `ExplicitHashKey`). Appends the data to `buf`.
+    /// `ExplicitHashKey`). Appends the data, then the partition key (a
+    /// random one if none is given), to `buf`; returns the data's length.
     fn parse_item(
         &self,
         py: Python<'_>,
         item: &Bound<'_, PyAny>,
         buf: &mut BytesMut,
-    ) -> PyResult<(Option<String>, Option<u128>)> {
+    ) -> PyResult<(usize, Option<u128>)> {
+        let start = buf.len();
         if let Ok(tuple) = item.cast::<PyTuple>() {
             let n = tuple.len();
             if !(1..=3).contains(&n) {
@@ -557,17 +552,19 @@ impl NativeProducer {
                 ));
             }
             append_data(py, &tuple.get_item(0)?, buf)?;
+            let data_len = buf.len() - start;
             let key = if n > 1 {
-                optional_str(Some(tuple.get_item(1)?))?
+                Some(tuple.get_item(1)?)
             } else {
                 None
             };
+            self.append_partition_key(py, key, buf)?;
             let ehk = if n > 2 {
                 explicit_hash_key(py, &tuple.get_item(2)?)?
             } else {
                 None
             };
-            return Ok((key, ehk));
+            return Ok((data_len, ehk));
         }
         if let Ok(dict) = item.cast::<PyDict>() {
             let get = |a: &str, b: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
@@ -584,14 +581,41 @@ impl NativeProducer {
                 ));
             };
             append_data(py, &data, buf)?;
-            let key = optional_str(get("partition_key", "PartitionKey")?)?;
+            let data_len = buf.len() - start;
+            self.append_partition_key(py, get("partition_key", "PartitionKey")?, buf)?;
             let ehk = match get("explicit_hash_key", "ExplicitHashKey")? {
                 Some(v) => explicit_hash_key(py, &v)?,
                 None => None,
             };
-            return Ok((key, ehk));
+            return Ok((data_len, ehk));
         }
         append_data(py, item, buf)?;
-        Ok((None, None))
+        let data_len = buf.len() - start;
+        self.append_partition_key(py, None, buf)?;
+        Ok((data_len, None))
+    }
+
+    /// Checks `key` (a `str` or None) and appends it to `buf`; for None, a
+    /// random key (Kinesis) or nothing (Firehose ignores keys).
+    fn append_partition_key(
+        &self,
+        py: Python<'_>,
+        key: Option<Bound<'_, PyAny>>,
+        buf: &mut BytesMut,
+    ) -> PyResult<()> {
+        match key {
+            Some(key) if !key.is_none() => {
+                let key = key.cast::<PyString>()?.to_cow()?;
+                shardline::record::validate_partition_key(&key)
+                    .map_err(|e| new_err(py, &types(py).validation, e.to_string()))?;
+                buf.extend_from_slice(key.as_bytes());
+            }
+            _ => {
+                if self.service == Service::Kinesis {
+                    let _ = write!(buf, "{:016x}", random_u64());
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -168,6 +168,48 @@ def test_put_many_accepts_tuples_dicts_and_data(emulator) -> None:
     assert len(stored) == 5
 
 
+def test_put_many_keys_share_one_buffer_and_arrive_intact(emulator) -> None:
+    # put_many copies every key of a call into one buffer and slices it:
+    # multi-byte keys, generated keys and empty payloads must come out whole.
+    stream = emulator.create_stream(4)
+    keys = ["ключ-é-🙂-%d" % i for i in range(50)]
+    records = [(b"k%d" % i, key) for i, key in enumerate(keys)]
+    records += [b"random-%d" % i for i in range(200)]
+    records.append((b"", "empty-data"))
+    with shardline.Producer(**emulator.producer_options(aggregation_enabled=False)) as producer:
+        futures = producer.put_many(stream, records)
+        shards = {f.result(10).shard_id for f in futures[50:250]}
+    stored = {r["data"]: r["partition_key"] for r in emulator.records(stream)}
+    assert [stored[b"k%d" % i] for i in range(50)] == keys
+    assert stored[b""] == "empty-data"
+    generated = {stored[b"random-%d" % i] for i in range(200)}
+    assert len(generated) == 200
+    assert all(len(k) == 16 and int(k, 16) >= 0 for k in generated)
+    assert len(shards) == 4
+
+
+def test_put_many_counts_a_generated_key_against_the_record_limit(emulator) -> None:
+    with shardline.Producer(**emulator.producer_options()) as producer:
+        # 1 MiB of data is within the limit only without a key: the random
+        # 16-character key pushes it over, which put_many says at once.
+        with pytest.raises(shardline.ValidationError, match="record 1: record is 1048592 bytes"):
+            producer.put_many("clicks", [b"a", b"x" * (1024 * 1024)])
+        assert producer.metrics()["UserRecordsReceived"] == 0
+
+
+def test_one_future_outlives_the_rest_of_its_call(emulator) -> None:
+    # The futures of one put_many share their cells; keeping one alive and
+    # dropping the others must leave it working, callbacks included.
+    seen = threading.Event()
+    with shardline.Producer(**emulator.producer_options(record_max_buffered_time=60_000)) as producer:
+        last = producer.put_many("clicks", [(b"x%d" % i, "k") for i in range(1000)])[-1]
+        gc.collect()
+        last.add_done_callback(lambda f: seen.set())
+        producer.flush()
+        assert seen.wait(10)
+        assert last.result(0).shard_id.startswith("shardId-")
+
+
 def test_queue_full(emulator) -> None:
     options = emulator.producer_options(max_buffered_records=2, record_max_buffered_time=60_000)
     with shardline.Producer(**options) as producer:
