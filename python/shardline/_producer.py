@@ -177,7 +177,12 @@ class Producer(_BaseProducer):
         record is checked before any is queued: a bad one raises
         ``ValidationError`` naming its index. Waits for room like ``put``;
         records that could not be queued in time (or at all) get futures
-        that raise ``QueueFullError`` (or ``ClosedError``)."""
+        that raise ``QueueFullError`` (or ``ClosedError``).
+
+        The records of one call share one buffer and their futures one
+        block of memory, freed when the last of them is done and dropped:
+        keeping one future of a large call keeps that call's block
+        (about 100 bytes a record) alive."""
         return self._native.put_many(stream_name, records, block, timeout)
 
     def __enter__(self) -> "Producer":
