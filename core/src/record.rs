@@ -16,7 +16,7 @@ use crate::limits::PARTITION_KEY_MAX_CHARS;
 /// prints sizes, never the payload.
 #[derive(Clone)]
 pub struct UserRecord {
-    partition_key: Key,
+    partition_key: PartitionKey,
     explicit_hash_key: Option<u128>,
     data: Bytes,
 }
@@ -29,18 +29,31 @@ pub struct UserRecord {
 /// malloc makes such cross-thread frees contend for the caller's arena. A
 /// caller that hands over records in bulk (Python's `put_many`) puts every
 /// key of a call in one buffer instead: one allocation, one free.
+///
+/// The producer carries it on to the request body as it is, never copying
+/// it (a record sent alone keeps its key).
 #[derive(Clone)]
-enum Key {
+pub(crate) enum PartitionKey {
     Owned(String),
     Shared(ByteString),
 }
 
-impl Key {
-    fn as_str(&self) -> &str {
+impl PartitionKey {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
-            Key::Owned(key) => key,
-            Key::Shared(key) => key,
+            PartitionKey::Owned(key) => key,
+            PartitionKey::Shared(key) => key,
         }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_str().len()
+    }
+}
+
+impl From<String> for PartitionKey {
+    fn from(key: String) -> Self {
+        PartitionKey::Owned(key)
     }
 }
 
@@ -61,7 +74,7 @@ impl UserRecord {
     /// producer on `send`) enforces the service's limits.
     pub fn new(partition_key: impl Into<String>, data: impl Into<Bytes>) -> Self {
         UserRecord {
-            partition_key: Key::Owned(partition_key.into()),
+            partition_key: PartitionKey::Owned(partition_key.into()),
             explicit_hash_key: None,
             data: data.into(),
         }
@@ -76,7 +89,7 @@ impl UserRecord {
         data: impl Into<Bytes>,
     ) -> std::result::Result<Self, std::str::Utf8Error> {
         Ok(UserRecord {
-            partition_key: Key::Shared(ByteString::try_from(partition_key)?),
+            partition_key: PartitionKey::Shared(ByteString::try_from(partition_key)?),
             explicit_hash_key: None,
             data: data.into(),
         })
@@ -112,10 +125,15 @@ impl UserRecord {
     /// Takes the record apart.
     pub fn into_parts(self) -> (String, Option<u128>, Bytes) {
         let partition_key = match self.partition_key {
-            Key::Owned(key) => key,
-            Key::Shared(key) => String::from(&*key),
+            PartitionKey::Owned(key) => key,
+            PartitionKey::Shared(key) => String::from(&*key),
         };
         (partition_key, self.explicit_hash_key, self.data)
+    }
+
+    /// Like [`UserRecord::into_parts`] without copying a shared key.
+    pub(crate) fn into_key_parts(self) -> (PartitionKey, Option<u128>, Bytes) {
+        (self.partition_key, self.explicit_hash_key, self.data)
     }
 
     /// The key that routes this record to a shard: the explicit hash key if

@@ -147,8 +147,10 @@ impl FutureCell {
 /// rates: a per-record cell was allocated on the calling thread and, once
 /// the caller had dropped its futures, freed on a producer thread, and
 /// glibc's malloc makes such frees contend for the calling thread's arena.
-/// The price is that one future kept alive keeps its call's cells (about
-/// 100 bytes a record) alive with it.
+/// The price is that one future kept alive keeps its call's cells alive
+/// with it: 136 bytes a record, plus, for records sent alone rather than
+/// aggregated, their own sequence number and attempt history (aggregated
+/// records share those).
 #[derive(Debug)]
 pub(crate) struct FutureCells {
     /// The first cell apart, so that `put`'s one cell needs no second
@@ -440,4 +442,14 @@ pub(crate) fn log_callback_error(
         Some(&kwargs),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The `put_many` docstring and [`FutureCells`](super::FutureCells)
+    /// state what one kept future holds per record of its call.
+    #[test]
+    fn a_cell_is_the_size_the_docs_say() {
+        assert!(std::mem::size_of::<super::FutureCell>() <= 144);
+    }
 }

@@ -365,12 +365,18 @@ impl NativeProducer {
         }
         let mut buf = buf.freeze();
         let mut pending = Vec::with_capacity(parsed.len());
-        for (data_len, key_len, ehk) in parsed {
+        for (index, (data_len, key_len, ehk)) in parsed.into_iter().enumerate() {
             let data = buf.split_to(data_len);
             let key = buf.split_to(key_len);
-            // The key bytes were copied from a `str` or written as hex.
-            let record = UserRecord::with_shared_key(key, data)
-                .map_err(|e| new_err(py, &types(py).base, format!("partition key: {e}")))?;
+            // The key bytes were copied from a `str` or written as hex, so
+            // this cannot fail; if it did, it must not panic.
+            let record = UserRecord::with_shared_key(key, data).map_err(|e| {
+                new_err(
+                    py,
+                    validation,
+                    format!("record {index}: partition key: {e}"),
+                )
+            })?;
             pending.push(match ehk {
                 Some(ehk) => record.with_explicit_hash_key(ehk),
                 None => record,

@@ -178,14 +178,20 @@ def test_put_many_keys_share_one_buffer_and_arrive_intact(emulator) -> None:
     records.append((b"", "empty-data"))
     with shardline.Producer(**emulator.producer_options(aggregation_enabled=False)) as producer:
         futures = producer.put_many(stream, records)
-        shards = {f.result(10).shard_id for f in futures[50:250]}
-    stored = {r["data"]: r["partition_key"] for r in emulator.records(stream)}
-    assert [stored[b"k%d" % i] for i in range(50)] == keys
-    assert stored[b""] == "empty-data"
-    generated = {stored[b"random-%d" % i] for i in range(200)}
+        reports = [f.result(10) for f in futures]
+    stored = {r["data"]: r for r in emulator.records(stream)}
+    data = [r if isinstance(r, bytes) else r[0] for r in records]
+    # Each future reports its own record (sent alone, each has its own
+    # sequence number).
+    assert [report.sequence_number for report in reports] == [
+        stored[d]["sequence_number"] for d in data
+    ]
+    assert [stored[b"k%d" % i]["partition_key"] for i in range(50)] == keys
+    assert stored[b""]["partition_key"] == "empty-data"
+    generated = {stored[b"random-%d" % i]["partition_key"] for i in range(200)}
     assert len(generated) == 200
-    assert all(len(k) == 16 and int(k, 16) >= 0 for k in generated)
-    assert len(shards) == 4
+    assert all(re.fullmatch("[0-9a-f]{16}", k) for k in generated)
+    assert len({report.shard_id for report in reports[50:250]}) == 4
 
 
 def test_put_many_counts_a_generated_key_against_the_record_limit(emulator) -> None:
@@ -202,8 +208,8 @@ def test_one_future_outlives_the_rest_of_its_call(emulator) -> None:
     # dropping the others must leave it working, callbacks included.
     seen = threading.Event()
     with shardline.Producer(**emulator.producer_options(record_max_buffered_time=60_000)) as producer:
+        # The list and its other 999 futures are gone after this line.
         last = producer.put_many("clicks", [(b"x%d" % i, "k") for i in range(1000)])[-1]
-        gc.collect()
         last.add_done_callback(lambda f: seen.set())
         producer.flush()
         assert seen.wait(10)

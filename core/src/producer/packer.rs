@@ -106,7 +106,7 @@ impl Packer {
             Packer::Kpl(a) => a.take().map(|(kinesis_record, _users)| Packed {
                 aggregated: kinesis_record.aggregated,
                 record: OutRecord {
-                    partition_key: kinesis_record.partition_key,
+                    partition_key: kinesis_record.partition_key.into(),
                     explicit_hash_key: kinesis_record.explicit_hash_key,
                     data: kinesis_record.data,
                 },
@@ -128,7 +128,7 @@ impl Packer {
                 *size = 0;
                 Some(Packed {
                     record: OutRecord {
-                        partition_key: first_key,
+                        partition_key: first_key.into(),
                         explicit_hash_key: None,
                         data: data.freeze(),
                     },
@@ -137,7 +137,7 @@ impl Packer {
             }
             Packer::Single { framing, record } => {
                 let record = record.take()?;
-                let (partition_key, explicit_hash_key, data) = record.into_parts();
+                let (partition_key, explicit_hash_key, data) = record.into_key_parts();
                 let data = match framing {
                     FirehoseFraming::Newline if !data.ends_with(b"\n") => {
                         let mut framed = BytesMut::with_capacity(data.len() + 1);
@@ -193,14 +193,14 @@ pub(crate) fn firehose_record_len(record: &UserRecord, packing: Packing) -> usiz
 /// Recovers the user records carried by a service record.
 pub(crate) fn unpack(record: &OutRecord, aggregated: bool) -> crate::Result<Vec<UserRecord>> {
     if !aggregated {
-        let mut user = UserRecord::new(record.partition_key.clone(), record.data.clone());
+        let mut user = UserRecord::new(record.partition_key.as_str(), record.data.clone());
         if let Some(key) = &record.explicit_hash_key {
             user = user.with_explicit_hash_key_str(key)?;
         }
         return Ok(vec![user]);
     }
     crate::aggregation::deaggregate(
-        &record.partition_key,
+        record.partition_key.as_str(),
         record.explicit_hash_key.as_deref(),
         &record.data,
     )?
@@ -213,4 +213,31 @@ pub(crate) fn unpack(record: &OutRecord, aggregated: bool) -> crate::Result<Vec<
         }
     })
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::record::PartitionKey;
+
+    #[test]
+    fn a_record_sent_alone_keeps_its_shared_key() {
+        let keys = Bytes::from_static(b"key-1key-2");
+        let record = UserRecord::with_shared_key(keys.slice(5..), "data").unwrap();
+        let mut packer = Packer::new(Packing::Single {
+            framing: FirehoseFraming::None,
+        });
+        assert!(packer.try_add(record).is_ok());
+        let packed = packer.take().unwrap();
+        // Moved, not copied: the body is written from the caller's buffer.
+        assert!(matches!(
+            packed.record.partition_key,
+            PartitionKey::Shared(_)
+        ));
+        assert_eq!(packed.record.partition_key.as_str(), "key-2");
+        assert_eq!(packed.record.data, "data");
+        assert!(!packed.aggregated);
+    }
 }
