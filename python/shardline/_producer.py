@@ -179,11 +179,12 @@ class Producer(_BaseProducer):
         records that could not be queued in time (or at all) get futures
         that raise ``QueueFullError`` (or ``ClosedError``).
 
-        The records of one call share one buffer and their futures one
-        block of memory, freed when the last of them is done and dropped:
-        keeping one future of a large call keeps that call's block alive
-        (about 140 bytes a record, more for records sent unaggregated,
-        whose results each hold their own sequence number)."""
+        The records of one call share one buffer, freed when the last of
+        them is delivered (so one record kept waiting, by a throttled shard
+        say, holds its whole call's payloads), and their futures share one
+        block of memory, freed when the last of them is dropped (about 140
+        bytes a record, more for records sent unaggregated, whose results
+        each hold their own sequence number)."""
         return self._native.put_many(stream_name, records, block, timeout)
 
     def __enter__(self) -> "Producer":
