@@ -49,6 +49,27 @@ impl PartitionKey {
     pub(crate) fn len(&self) -> usize {
         self.as_str().len()
     }
+
+    /// This key, copied out if it is a slice of a buffer other records
+    /// still hold (see [`detached`]).
+    pub(crate) fn detached(self) -> Self {
+        match self {
+            PartitionKey::Shared(key) if !key.as_bytes().is_unique() => {
+                PartitionKey::Owned(String::from(&*key))
+            }
+            key => key,
+        }
+    }
+}
+
+/// `bytes`, copied out if it is a slice of a buffer that other references
+/// still hold, so that keeping it does not keep the whole buffer alive.
+pub(crate) fn detached(bytes: Bytes) -> Bytes {
+    if bytes.is_unique() {
+        bytes
+    } else {
+        Bytes::copy_from_slice(&bytes)
+    }
 }
 
 impl From<String> for PartitionKey {

@@ -5,7 +5,7 @@ use bytes::{BufMut, BytesMut};
 
 use crate::aggregation::Aggregator;
 use crate::config::FirehoseFraming;
-use crate::record::UserRecord;
+use crate::record::{UserRecord, detached};
 use crate::sink::OutRecord;
 
 /// The packing chosen for a stream, from the configuration.
@@ -138,6 +138,14 @@ impl Packer {
             Packer::Single { framing, record } => {
                 let record = record.take()?;
                 let (partition_key, explicit_hash_key, data) = record.into_key_parts();
+                // A record sent alone may wait long after this (behind a
+                // throttled shard, between retries). If its key or data is
+                // a slice of a buffer shared with other records (Python's
+                // `put_many` puts a whole call in one), holding it would
+                // keep that whole buffer alive, beyond what the buffer cap
+                // counts: copy such slices out. Aggregates and packed lines
+                // copy their records when they are encoded.
+                let partition_key = partition_key.detached();
                 let data = match framing {
                     FirehoseFraming::Newline if !data.ends_with(b"\n") => {
                         let mut framed = BytesMut::with_capacity(data.len() + 1);
@@ -145,7 +153,7 @@ impl Packer {
                         framed.put_u8(b'\n');
                         framed.freeze()
                     }
-                    _ => data,
+                    _ => detached(data),
                 };
                 Some(Packed {
                     record: OutRecord {
@@ -222,22 +230,45 @@ mod tests {
     use super::*;
     use crate::record::PartitionKey;
 
-    #[test]
-    fn a_record_sent_alone_keeps_its_shared_key() {
-        let keys = Bytes::from_static(b"key-1key-2");
-        let record = UserRecord::with_shared_key(keys.slice(5..), "data").unwrap();
-        let mut packer = Packer::new(Packing::Single {
+    fn single() -> Packer {
+        Packer::new(Packing::Single {
             framing: FirehoseFraming::None,
-        });
+        })
+    }
+
+    fn within(inner: &[u8], outer: &Bytes) -> bool {
+        outer.as_ptr_range().contains(&inner.as_ptr())
+    }
+
+    #[test]
+    fn a_record_sent_alone_lets_go_of_a_buffer_others_share() {
+        // Two records' keys and data in one buffer, as Python's put_many
+        // makes them; the other record still holds the buffer.
+        let buffer = Bytes::from(b"key-1key-2data".to_vec());
+        let other = UserRecord::with_shared_key(buffer.slice(0..5), buffer.slice(10..)).unwrap();
+        let record = UserRecord::with_shared_key(buffer.slice(5..10), buffer.slice(10..)).unwrap();
+        let mut packer = single();
         assert!(packer.try_add(record).is_ok());
-        let packed = packer.take().unwrap();
-        // Moved, not copied: the body is written from the caller's buffer.
-        assert!(matches!(
-            packed.record.partition_key,
-            PartitionKey::Shared(_)
-        ));
-        assert_eq!(packed.record.partition_key.as_str(), "key-2");
-        assert_eq!(packed.record.data, "data");
-        assert!(!packed.aggregated);
+        let packed = packer.take().unwrap().record;
+        assert!(matches!(packed.partition_key, PartitionKey::Owned(_)));
+        assert_eq!(packed.partition_key.as_str(), "key-2");
+        assert_eq!(packed.data, "data");
+        assert!(!within(&packed.data, &buffer));
+        drop(other);
+    }
+
+    #[test]
+    fn a_record_sent_alone_keeps_bytes_nobody_else_holds() {
+        let key = Bytes::from(b"key-2".to_vec());
+        let data = Bytes::from(b"data".to_vec());
+        let (key_at, data_at) = (key.as_ptr(), data.as_ptr());
+        let record = UserRecord::with_shared_key(key, data).unwrap();
+        let mut packer = single();
+        assert!(packer.try_add(record).is_ok());
+        let packed = packer.take().unwrap().record;
+        // Moved, not copied.
+        assert!(matches!(packed.partition_key, PartitionKey::Shared(_)));
+        assert_eq!(packed.partition_key.as_str().as_ptr(), key_at);
+        assert_eq!(packed.data.as_ptr(), data_at);
     }
 }
