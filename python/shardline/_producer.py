@@ -179,12 +179,12 @@ class Producer(_BaseProducer):
         records that could not be queued in time (or at all) get futures
         that raise ``QueueFullError`` (or ``ClosedError``).
 
-        The records of one call share one buffer, freed when the last of
-        them is delivered (so one record kept waiting, by a throttled shard
-        say, holds its whole call's payloads), and their futures share one
-        block of memory, freed when the last of them is dropped (about 140
-        bytes a record, more for records sent unaggregated, whose results
-        each hold their own sequence number)."""
+        The records of one call share one buffer until each is packed for
+        sending (aggregated, or copied out when sent alone, so a record
+        held back by a throttled shard does not keep its call's payloads),
+        and their futures share one block of memory, freed when the last
+        of them is dropped (about 140 bytes a record, more for records sent
+        unaggregated, whose results each hold their own sequence number)."""
         return self._native.put_many(stream_name, records, block, timeout)
 
     def __enter__(self) -> "Producer":
