@@ -49,27 +49,6 @@ impl PartitionKey {
     pub(crate) fn len(&self) -> usize {
         self.as_str().len()
     }
-
-    /// This key, copied out if it is a slice of a buffer other records
-    /// still hold (see [`detached`]).
-    pub(crate) fn detached(self) -> Self {
-        match self {
-            PartitionKey::Shared(key) if !key.as_bytes().is_unique() => {
-                PartitionKey::Owned(String::from(&*key))
-            }
-            key => key,
-        }
-    }
-}
-
-/// `bytes`, copied out if it is a slice of a buffer that other references
-/// still hold, so that keeping it does not keep the whole buffer alive.
-pub(crate) fn detached(bytes: Bytes) -> Bytes {
-    if bytes.is_unique() {
-        bytes
-    } else {
-        Bytes::copy_from_slice(&bytes)
-    }
 }
 
 impl From<String> for PartitionKey {
@@ -102,9 +81,16 @@ impl UserRecord {
     }
 
     /// Like [`UserRecord::new`] with the partition key taken from shared
-    /// bytes, typically a slice of one buffer that holds the keys of many
-    /// records: no allocation per key, and the buffer is freed once, when
-    /// the last of its records is done. Fails if the bytes are not UTF-8.
+    /// bytes, typically a slice of one buffer that holds the keys (and
+    /// data) of many records: no allocation per key, and the buffer is
+    /// freed once. Fails if the bytes are not UTF-8.
+    ///
+    /// The producer takes such a record's key and data to be slices of a
+    /// buffer other records share, and lets go of them when the record is
+    /// packed: an aggregate copies its records, and a record that goes out
+    /// alone (unaggregated, or the only record of its aggregate) is copied
+    /// out then, so that a record held back (behind a throttled shard,
+    /// between retries) never keeps the whole buffer alive.
     pub fn with_shared_key(
         partition_key: Bytes,
         data: impl Into<Bytes>,
@@ -152,9 +138,15 @@ impl UserRecord {
         (partition_key, self.explicit_hash_key, self.data)
     }
 
-    /// Like [`UserRecord::into_parts`] without copying a shared key.
+    /// Like [`UserRecord::into_parts`], keeping the key as it is.
     pub(crate) fn into_key_parts(self) -> (PartitionKey, Option<u128>, Bytes) {
         (self.partition_key, self.explicit_hash_key, self.data)
+    }
+
+    /// True if made by [`UserRecord::with_shared_key`]: its key and data
+    /// are taken to be slices of a buffer other records share.
+    pub(crate) fn in_shared_buffer(&self) -> bool {
+        matches!(self.partition_key, PartitionKey::Shared(_))
     }
 
     /// The key that routes this record to a shard: the explicit hash key if

@@ -1,11 +1,11 @@
 //! How user records become service records: KPL aggregation (Kinesis),
 //! newline packing (Firehose), or one record each.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::aggregation::Aggregator;
 use crate::config::FirehoseFraming;
-use crate::record::{UserRecord, detached};
+use crate::record::UserRecord;
 use crate::sink::OutRecord;
 
 /// The packing chosen for a stream, from the configuration.
@@ -103,13 +103,23 @@ impl Packer {
     /// The service record made of what was added; `None` when empty.
     pub(crate) fn take(&mut self) -> Option<Packed> {
         match self {
-            Packer::Kpl(a) => a.take().map(|(kinesis_record, _users)| Packed {
-                aggregated: kinesis_record.aggregated,
-                record: OutRecord {
-                    partition_key: kinesis_record.partition_key.into(),
-                    explicit_hash_key: kinesis_record.explicit_hash_key,
-                    data: kinesis_record.data,
-                },
+            Packer::Kpl(a) => a.take().map(|(kinesis_record, users)| {
+                // An aggregate's data is its own; a record that went out
+                // alone is its user record's data (see `own_bytes`).
+                let data = match users.as_slice() {
+                    [single] if single.in_shared_buffer() => {
+                        Bytes::copy_from_slice(&kinesis_record.data)
+                    }
+                    _ => kinesis_record.data,
+                };
+                Packed {
+                    aggregated: kinesis_record.aggregated,
+                    record: OutRecord {
+                        partition_key: kinesis_record.partition_key.into(),
+                        explicit_hash_key: kinesis_record.explicit_hash_key,
+                        data,
+                    },
+                }
             }),
             Packer::Lines { size, records, .. } => {
                 if records.is_empty() {
@@ -137,15 +147,7 @@ impl Packer {
             }
             Packer::Single { framing, record } => {
                 let record = record.take()?;
-                let (partition_key, explicit_hash_key, data) = record.into_key_parts();
-                // A record sent alone may wait long after this (behind a
-                // throttled shard, between retries). If its key or data is
-                // a slice of a buffer shared with other records (Python's
-                // `put_many` puts a whole call in one), holding it would
-                // keep that whole buffer alive, beyond what the buffer cap
-                // counts: copy such slices out. Aggregates and packed lines
-                // copy their records when they are encoded.
-                let partition_key = partition_key.detached();
+                let (partition_key, explicit_hash_key, data) = own_bytes(record).into_key_parts();
                 let data = match framing {
                     FirehoseFraming::Newline if !data.ends_with(b"\n") => {
                         let mut framed = BytesMut::with_capacity(data.len() + 1);
@@ -153,7 +155,7 @@ impl Packer {
                         framed.put_u8(b'\n');
                         framed.freeze()
                     }
-                    _ => detached(data),
+                    _ => data,
                 };
                 Some(Packed {
                     record: OutRecord {
@@ -198,6 +200,31 @@ pub(crate) fn firehose_record_len(record: &UserRecord, packing: Packing) -> usiz
     }
 }
 
+/// `record` with its key and data copied out of a shared buffer, if they
+/// are in one ([`UserRecord::with_shared_key`]); else as it is.
+///
+/// A record sent alone may wait long after it is packed (behind a
+/// throttled shard, between retries). Holding a slice of a buffer that
+/// Python's `put_many` filled with a whole call would keep all of it alive,
+/// beyond what the buffer cap counts. Aggregates and packed lines are
+/// copies already. Decided by where the record came from, not by the
+/// buffer's reference count: the last record of a call is the only one
+/// left holding the buffer, and still holds all of it.
+fn own_bytes(record: UserRecord) -> UserRecord {
+    if !record.in_shared_buffer() {
+        return record;
+    }
+    let explicit_hash_key = record.explicit_hash_key();
+    let owned = UserRecord::new(
+        record.partition_key(),
+        Bytes::copy_from_slice(record.data()),
+    );
+    match explicit_hash_key {
+        Some(key) => owned.with_explicit_hash_key(key),
+        None => owned,
+    }
+}
+
 /// Recovers the user records carried by a service record.
 pub(crate) fn unpack(record: &OutRecord, aggregated: bool) -> crate::Result<Vec<UserRecord>> {
     if !aggregated {
@@ -236,39 +263,90 @@ mod tests {
         })
     }
 
-    fn within(inner: &[u8], outer: &Bytes) -> bool {
+    fn kpl() -> Packer {
+        Packer::new(Packing::Kpl {
+            max_size: 50 * 1024,
+            max_count: 1000,
+        })
+    }
+
+    fn within(inner: &[u8], outer: &[u8]) -> bool {
         outer.as_ptr_range().contains(&inner.as_ptr())
     }
 
-    #[test]
-    fn a_record_sent_alone_lets_go_of_a_buffer_others_share() {
-        // Two records' keys and data in one buffer, as Python's put_many
-        // makes them; the other record still holds the buffer.
-        let buffer = Bytes::from(b"key-1key-2data".to_vec());
-        let other = UserRecord::with_shared_key(buffer.slice(0..5), buffer.slice(10..)).unwrap();
-        let record = UserRecord::with_shared_key(buffer.slice(5..10), buffer.slice(10..)).unwrap();
-        let mut packer = single();
-        assert!(packer.try_add(record).is_ok());
-        let packed = packer.take().unwrap().record;
-        assert!(matches!(packed.partition_key, PartitionKey::Owned(_)));
-        assert_eq!(packed.partition_key.as_str(), "key-2");
-        assert_eq!(packed.data, "data");
-        assert!(!within(&packed.data, &buffer));
-        drop(other);
+    /// Two records' keys and data in one buffer, as Python's put_many
+    /// makes them; returns the buffer's address range and the records.
+    fn shared_records() -> (std::ops::Range<usize>, UserRecord, UserRecord) {
+        let buffer = Bytes::from(b"key-1data-1key-2data-2".to_vec());
+        let range = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
+        let first = UserRecord::with_shared_key(buffer.slice(0..5), buffer.slice(5..11)).unwrap();
+        let second = UserRecord::with_shared_key(buffer.slice(11..16), buffer.slice(16..)).unwrap();
+        (range, first, second)
+    }
+
+    fn outside(bytes: &[u8], range: &std::ops::Range<usize>) -> bool {
+        !range.contains(&(bytes.as_ptr() as usize))
     }
 
     #[test]
-    fn a_record_sent_alone_keeps_bytes_nobody_else_holds() {
-        let key = Bytes::from(b"key-2".to_vec());
-        let data = Bytes::from(b"data".to_vec());
-        let (key_at, data_at) = (key.as_ptr(), data.as_ptr());
-        let record = UserRecord::with_shared_key(key, data).unwrap();
+    fn a_record_sent_alone_lets_go_of_its_shared_buffer() {
+        let (buffer, first, second) = shared_records();
+        let mut packer = single();
+        assert!(packer.try_add(first).is_ok());
+        let packed = packer.take().unwrap();
+        assert!(!packed.aggregated);
+        assert_eq!(packed.record.partition_key.as_str(), "key-1");
+        assert_eq!(packed.record.data, "data-1");
+        assert!(outside(&packed.record.data, &buffer));
+        assert!(outside(
+            packed.record.partition_key.as_str().as_bytes(),
+            &buffer
+        ));
+        // The call's last record is the buffer's only holder, and is copied
+        // all the same: it would otherwise keep the whole buffer.
+        assert!(packer.try_add(second).is_ok());
+        let packed = packer.take().unwrap().record;
+        assert_eq!(packed.data, "data-2");
+        assert!(outside(&packed.data, &buffer));
+        assert!(outside(packed.partition_key.as_str().as_bytes(), &buffer));
+    }
+
+    #[test]
+    fn the_only_record_of_an_aggregate_lets_go_of_its_shared_buffer() {
+        let (buffer, first, second) = shared_records();
+        let mut packer = kpl();
+        assert!(packer.try_add(first).is_ok());
+        let packed = packer.take().unwrap();
+        assert!(!packed.aggregated);
+        assert_eq!(packed.record.data, "data-1");
+        assert!(outside(&packed.record.data, &buffer));
+        // Two records make an aggregate, encoded into bytes of its own.
+        let (other_buffer, third, _fourth) = shared_records();
+        assert!(packer.try_add(second).is_ok());
+        assert!(packer.try_add(third).is_ok());
+        let packed = packer.take().unwrap();
+        assert!(packed.aggregated);
+        assert!(outside(&packed.record.data, &buffer));
+        assert!(outside(&packed.record.data, &other_buffer));
+    }
+
+    #[test]
+    fn a_record_sent_alone_moves_bytes_of_its_own() {
+        let data = Bytes::from_static(b"data");
+        let record = UserRecord::new("key", data.clone());
+        let key_at = record.partition_key().as_ptr();
         let mut packer = single();
         assert!(packer.try_add(record).is_ok());
         let packed = packer.take().unwrap().record;
-        // Moved, not copied.
-        assert!(matches!(packed.partition_key, PartitionKey::Shared(_)));
-        assert_eq!(packed.partition_key.as_str().as_ptr(), key_at);
-        assert_eq!(packed.data.as_ptr(), data_at);
+        assert!(within(&packed.data, &data), "data moved, not copied");
+        assert!(
+            matches!(&packed.partition_key, PartitionKey::Owned(key) if key.as_ptr() == key_at)
+        );
+        // The only record of an aggregate goes out as it came.
+        let mut packer = kpl();
+        assert!(packer.try_add(UserRecord::new("key", data.clone())).is_ok());
+        let packed = packer.take().unwrap();
+        assert!(!packed.aggregated);
+        assert!(within(&packed.record.data, &data), "data moved, not copied");
     }
 }
