@@ -29,31 +29,18 @@ pub struct UserRecord {
 /// malloc makes such cross-thread frees contend for the caller's arena. A
 /// caller that hands over records in bulk (Python's `put_many`) puts every
 /// key of a call in one buffer instead: one allocation, one free.
-///
-/// The producer carries it on to the request body as it is, never copying
-/// it (a record sent alone keeps its key).
 #[derive(Clone)]
-pub(crate) enum PartitionKey {
+enum PartitionKey {
     Owned(String),
     Shared(ByteString),
 }
 
 impl PartitionKey {
-    pub(crate) fn as_str(&self) -> &str {
+    fn as_str(&self) -> &str {
         match self {
             PartitionKey::Owned(key) => key,
             PartitionKey::Shared(key) => key,
         }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.as_str().len()
-    }
-}
-
-impl From<String> for PartitionKey {
-    fn from(key: String) -> Self {
-        PartitionKey::Owned(key)
     }
 }
 
@@ -136,11 +123,6 @@ impl UserRecord {
             PartitionKey::Shared(key) => String::from(&*key),
         };
         (partition_key, self.explicit_hash_key, self.data)
-    }
-
-    /// Like [`UserRecord::into_parts`], keeping the key as it is.
-    pub(crate) fn into_key_parts(self) -> (PartitionKey, Option<u128>, Bytes) {
-        (self.partition_key, self.explicit_hash_key, self.data)
     }
 
     /// True if made by [`UserRecord::with_shared_key`]: its key and data

@@ -104,8 +104,9 @@ impl Packer {
     pub(crate) fn take(&mut self) -> Option<Packed> {
         match self {
             Packer::Kpl(a) => a.take().map(|(kinesis_record, users)| {
-                // An aggregate's data is its own; a record that went out
-                // alone is its user record's data (see `own_bytes`).
+                // An aggregate's data is its own; a record that goes out
+                // alone is its user record's data, copied out of a shared
+                // buffer as in `Packer::Single`.
                 let data = match users.as_slice() {
                     [single] if single.in_shared_buffer() => {
                         Bytes::copy_from_slice(&kinesis_record.data)
@@ -115,7 +116,7 @@ impl Packer {
                 Packed {
                     aggregated: kinesis_record.aggregated,
                     record: OutRecord {
-                        partition_key: kinesis_record.partition_key.into(),
+                        partition_key: kinesis_record.partition_key,
                         explicit_hash_key: kinesis_record.explicit_hash_key,
                         data,
                     },
@@ -138,7 +139,7 @@ impl Packer {
                 *size = 0;
                 Some(Packed {
                     record: OutRecord {
-                        partition_key: first_key.into(),
+                        partition_key: first_key,
                         explicit_hash_key: None,
                         data: data.freeze(),
                     },
@@ -147,7 +148,18 @@ impl Packer {
             }
             Packer::Single { framing, record } => {
                 let record = record.take()?;
-                let (partition_key, explicit_hash_key, data) = own_bytes(record).into_key_parts();
+                // A record sent alone may wait long after this (behind a
+                // throttled shard, between retries). If it was made with
+                // `UserRecord::with_shared_key`, its key and data are slices
+                // of a buffer that Python's `put_many` filled with a whole
+                // call, and holding them would keep all of it alive, beyond
+                // what the buffer cap counts: copy them out (`into_parts`
+                // copies a shared key). Decided by where the record came
+                // from, not by the buffer's reference count: a call's last
+                // record is the buffer's only holder and still holds all of
+                // it. Aggregates and packed lines are copies already.
+                let shared = record.in_shared_buffer();
+                let (partition_key, explicit_hash_key, data) = record.into_parts();
                 let data = match framing {
                     FirehoseFraming::Newline if !data.ends_with(b"\n") => {
                         let mut framed = BytesMut::with_capacity(data.len() + 1);
@@ -155,6 +167,7 @@ impl Packer {
                         framed.put_u8(b'\n');
                         framed.freeze()
                     }
+                    _ if shared => Bytes::copy_from_slice(&data),
                     _ => data,
                 };
                 Some(Packed {
@@ -200,42 +213,17 @@ pub(crate) fn firehose_record_len(record: &UserRecord, packing: Packing) -> usiz
     }
 }
 
-/// `record` with its key and data copied out of a shared buffer, if they
-/// are in one ([`UserRecord::with_shared_key`]); else as it is.
-///
-/// A record sent alone may wait long after it is packed (behind a
-/// throttled shard, between retries). Holding a slice of a buffer that
-/// Python's `put_many` filled with a whole call would keep all of it alive,
-/// beyond what the buffer cap counts. Aggregates and packed lines are
-/// copies already. Decided by where the record came from, not by the
-/// buffer's reference count: the last record of a call is the only one
-/// left holding the buffer, and still holds all of it.
-fn own_bytes(record: UserRecord) -> UserRecord {
-    if !record.in_shared_buffer() {
-        return record;
-    }
-    let explicit_hash_key = record.explicit_hash_key();
-    let owned = UserRecord::new(
-        record.partition_key(),
-        Bytes::copy_from_slice(record.data()),
-    );
-    match explicit_hash_key {
-        Some(key) => owned.with_explicit_hash_key(key),
-        None => owned,
-    }
-}
-
 /// Recovers the user records carried by a service record.
 pub(crate) fn unpack(record: &OutRecord, aggregated: bool) -> crate::Result<Vec<UserRecord>> {
     if !aggregated {
-        let mut user = UserRecord::new(record.partition_key.as_str(), record.data.clone());
+        let mut user = UserRecord::new(record.partition_key.clone(), record.data.clone());
         if let Some(key) = &record.explicit_hash_key {
             user = user.with_explicit_hash_key_str(key)?;
         }
         return Ok(vec![user]);
     }
     crate::aggregation::deaggregate(
-        record.partition_key.as_str(),
+        &record.partition_key,
         record.explicit_hash_key.as_deref(),
         &record.data,
     )?
@@ -252,15 +240,14 @@ pub(crate) fn unpack(record: &OutRecord, aggregated: bool) -> crate::Result<Vec<
 
 #[cfg(test)]
 mod tests {
+    use std::ops::Range;
+
     use bytes::Bytes;
 
     use super::*;
-    use crate::record::PartitionKey;
 
-    fn single() -> Packer {
-        Packer::new(Packing::Single {
-            framing: FirehoseFraming::None,
-        })
+    fn single(framing: FirehoseFraming) -> Packer {
+        Packer::new(Packing::Single { framing })
     }
 
     fn kpl() -> Packer {
@@ -270,45 +257,43 @@ mod tests {
         })
     }
 
-    fn within(inner: &[u8], outer: &[u8]) -> bool {
-        outer.as_ptr_range().contains(&inner.as_ptr())
-    }
-
     /// Two records' keys and data in one buffer, as Python's put_many
-    /// makes them; returns the buffer's address range and the records.
-    fn shared_records() -> (std::ops::Range<usize>, UserRecord, UserRecord) {
+    /// makes them (the second with an explicit hash key); returns the
+    /// buffer's address range and the records.
+    fn shared_records() -> (Range<usize>, UserRecord, UserRecord) {
         let buffer = Bytes::from(b"key-1data-1key-2data-2".to_vec());
-        let range = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
+        let start = buffer.as_ptr() as usize;
         let first = UserRecord::with_shared_key(buffer.slice(0..5), buffer.slice(5..11)).unwrap();
-        let second = UserRecord::with_shared_key(buffer.slice(11..16), buffer.slice(16..)).unwrap();
-        (range, first, second)
+        let second = UserRecord::with_shared_key(buffer.slice(11..16), buffer.slice(16..))
+            .unwrap()
+            .with_explicit_hash_key(7);
+        (start..start + buffer.len(), first, second)
     }
 
-    fn outside(bytes: &[u8], range: &std::ops::Range<usize>) -> bool {
+    fn outside(bytes: &[u8], range: &Range<usize>) -> bool {
         !range.contains(&(bytes.as_ptr() as usize))
     }
 
     #[test]
     fn a_record_sent_alone_lets_go_of_its_shared_buffer() {
-        let (buffer, first, second) = shared_records();
-        let mut packer = single();
-        assert!(packer.try_add(first).is_ok());
-        let packed = packer.take().unwrap();
-        assert!(!packed.aggregated);
-        assert_eq!(packed.record.partition_key.as_str(), "key-1");
-        assert_eq!(packed.record.data, "data-1");
-        assert!(outside(&packed.record.data, &buffer));
-        assert!(outside(
-            packed.record.partition_key.as_str().as_bytes(),
-            &buffer
-        ));
-        // The call's last record is the buffer's only holder, and is copied
-        // all the same: it would otherwise keep the whole buffer.
-        assert!(packer.try_add(second).is_ok());
-        let packed = packer.take().unwrap().record;
-        assert_eq!(packed.data, "data-2");
-        assert!(outside(&packed.data, &buffer));
-        assert!(outside(packed.partition_key.as_str().as_bytes(), &buffer));
+        for framing in [FirehoseFraming::None, FirehoseFraming::Newline] {
+            let (buffer, first, second) = shared_records();
+            let mut packer = single(framing);
+            assert!(packer.try_add(first).is_ok());
+            let packed = packer.take().unwrap();
+            assert!(!packed.aggregated);
+            assert_eq!(packed.record.partition_key, "key-1");
+            assert!(packed.record.data.starts_with(b"data-1"));
+            assert!(outside(&packed.record.data, &buffer));
+            // The call's last record is the buffer's only holder, and is
+            // copied all the same: it would otherwise keep the whole buffer.
+            assert!(packer.try_add(second).is_ok());
+            let packed = packer.take().unwrap().record;
+            assert_eq!(packed.partition_key, "key-2");
+            assert_eq!(packed.explicit_hash_key.as_deref(), Some("7"));
+            assert!(packed.data.starts_with(b"data-2"));
+            assert!(outside(&packed.data, &buffer));
+        }
     }
 
     #[test]
@@ -335,18 +320,28 @@ mod tests {
         let data = Bytes::from_static(b"data");
         let record = UserRecord::new("key", data.clone());
         let key_at = record.partition_key().as_ptr();
-        let mut packer = single();
+        let mut packer = single(FirehoseFraming::None);
         assert!(packer.try_add(record).is_ok());
         let packed = packer.take().unwrap().record;
-        assert!(within(&packed.data, &data), "data moved, not copied");
-        assert!(
-            matches!(&packed.partition_key, PartitionKey::Owned(key) if key.as_ptr() == key_at)
+        assert_eq!(
+            packed.data.as_ptr(),
+            data.as_ptr(),
+            "data moved, not copied"
+        );
+        assert_eq!(
+            packed.partition_key.as_ptr(),
+            key_at,
+            "key moved, not copied"
         );
         // The only record of an aggregate goes out as it came.
         let mut packer = kpl();
         assert!(packer.try_add(UserRecord::new("key", data.clone())).is_ok());
         let packed = packer.take().unwrap();
         assert!(!packed.aggregated);
-        assert!(within(&packed.record.data, &data), "data moved, not copied");
+        assert_eq!(
+            packed.record.data.as_ptr(),
+            data.as_ptr(),
+            "data moved, not copied"
+        );
     }
 }

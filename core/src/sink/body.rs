@@ -83,7 +83,7 @@ pub(crate) fn put_body(stream: &str, records: &[OutRecord], entry: Entry) -> Byt
         body.push(b'"');
         if let Entry::Kinesis = entry {
             body.extend_from_slice(b",\"PartitionKey\":");
-            push_json_string(&mut body, record.partition_key.as_str());
+            push_json_string(&mut body, &record.partition_key);
             if let Some(key) = &record.explicit_hash_key {
                 body.extend_from_slice(b",\"ExplicitHashKey\":");
                 push_json_string(&mut body, key);
@@ -130,7 +130,7 @@ mod tests {
 
     fn record(data: &[u8], key: &str, hash_key: Option<&str>) -> OutRecord {
         OutRecord {
-            partition_key: key.to_owned().into(),
+            partition_key: key.to_owned(),
             explicit_hash_key: hash_key.map(str::to_owned),
             data: Bytes::copy_from_slice(data),
         }
@@ -185,7 +185,7 @@ mod tests {
                 .map(|(key, data, hash_key)| record(data, key, hash_key.map(|k| k.to_string()).as_deref()))
                 .collect();
             let body = put_body(&stream, &records, Entry::Kinesis);
-            if !records.iter().any(|r| needs_escape(r.partition_key.as_str())) && !needs_escape(&stream) {
+            if !records.iter().any(|r| needs_escape(&r.partition_key)) && !needs_escape(&stream) {
                 let billed = records.iter().map(OutRecord::billed_size).sum();
                 proptest::prop_assert!(body.len() <= super::super::body_size(billed, records.len()));
             }

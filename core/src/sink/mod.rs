@@ -6,7 +6,6 @@
 use bytes::Bytes;
 
 use crate::error::Error;
-use crate::record::PartitionKey;
 use crate::retry::{FailureClass, classify};
 use crate::shard_map::Shard;
 
@@ -17,7 +16,7 @@ pub(crate) mod kinesis;
 /// One record as it goes on the wire.
 #[derive(Clone)]
 pub(crate) struct OutRecord {
-    pub(crate) partition_key: PartitionKey,
+    pub(crate) partition_key: String,
     pub(crate) explicit_hash_key: Option<String>,
     pub(crate) data: Bytes,
 }
