@@ -179,9 +179,13 @@ class Producer(_BaseProducer):
         records that could not be queued in time (or at all) get futures
         that raise ``QueueFullError`` (or ``ClosedError``).
 
-        The records of one call share one buffer until each is packed for
-        sending (aggregated, or copied out when sent alone, so a record
-        held back by a throttled shard does not keep its call's payloads),
+        The whole call is copied before the first record is queued, and
+        that copy is outside ``max_buffered_bytes`` until its records are
+        admitted: pass records in chunks (10,000 is plenty for speed)
+        rather than millions at once. The records of one call share one
+        buffer until each is packed for sending (aggregated, or copied out
+        when sent alone, so a record held back by a throttled shard does
+        not keep its call's payloads),
         and their futures share one block of memory, freed when the last
         of them is dropped (about 140 bytes a record, more for records sent
         unaggregated, whose results each hold their own sequence number)."""
