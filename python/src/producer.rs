@@ -10,7 +10,6 @@
 //! releasing and retaking it per record cost more than that.
 
 use std::cell::Cell;
-use std::fmt::Write as _;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -80,11 +79,19 @@ impl NativeProducer {
     }
 
     fn partition_key(&self, key: Option<String>) -> String {
-        match (key, self.service) {
-            (Some(key), _) => key,
-            // Firehose ignores partition keys; an empty one costs nothing.
-            (None, Service::Firehose) => String::new(),
-            (None, Service::Kinesis) => random_partition_key(),
+        key.unwrap_or_else(|| {
+            let mut key = String::new();
+            self.write_default_partition_key(&mut key);
+            key
+        })
+    }
+
+    /// The key of a record given none: 16 random hex digits for Kinesis;
+    /// nothing for Firehose, which ignores keys (an empty one costs
+    /// nothing).
+    fn write_default_partition_key(&self, out: &mut impl std::fmt::Write) {
+        if self.service == Service::Kinesis {
+            let _ = write!(out, "{:016x}", random_u64());
         }
     }
 
@@ -168,15 +175,9 @@ thread_local! {
     static KEY_STATE: Cell<u64> = const { Cell::new(0) };
 }
 
-/// A random 16-hex-digit partition key: even spread over the shards is all
-/// that is asked of it, so a per-thread splitmix64 is enough.
-fn random_partition_key() -> String {
-    let mut key = String::with_capacity(16);
-    let _ = write!(key, "{:016x}", random_u64());
-    key
-}
-
-/// The next number of this thread's splitmix64 sequence.
+/// The next number of this thread's splitmix64 sequence, for random
+/// partition keys: even spread over the shards is all that is asked of
+/// them.
 fn random_u64() -> u64 {
     KEY_STATE.with(|state| {
         let mut s = state.get();
@@ -616,11 +617,7 @@ impl NativeProducer {
                     .map_err(|e| new_err(py, &types(py).validation, e.to_string()))?;
                 buf.extend_from_slice(key.as_bytes());
             }
-            _ => {
-                if self.service == Service::Kinesis {
-                    let _ = write!(buf, "{:016x}", random_u64());
-                }
-            }
+            _ => self.write_default_partition_key(buf),
         }
         Ok(())
     }
