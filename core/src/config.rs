@@ -87,6 +87,7 @@ pub struct Config {
     pub(crate) aggregation_enabled: bool,
     pub(crate) aggregation_max_count: usize,
     pub(crate) aggregation_max_size: usize,
+    pub(crate) aggregation_max_record_size: usize,
     pub(crate) collection_max_count: usize,
     pub(crate) collection_max_size: usize,
     pub(crate) record_max_buffered_time: Duration,
@@ -130,6 +131,7 @@ impl Default for Config {
             aggregation_enabled: true,
             aggregation_max_count: 4_294_967_295,
             aggregation_max_size: 51_200,
+            aggregation_max_record_size: 4096,
             collection_max_count: KINESIS_MAX_RECORDS_PER_REQUEST,
             collection_max_size: KINESIS_DEFAULT_MAX_REQUEST_BYTES,
             record_max_buffered_time: Duration::from_millis(100),
@@ -203,6 +205,11 @@ pub const CONFIG_KEYS: &[(&str, Option<&str>, &str)] = &[
         "aggregation_max_size",
         Some("AggregationMaxSize"),
         "bytes per aggregate (51200)",
+    ),
+    (
+        "aggregation_max_record_size",
+        None,
+        "user records of more bytes (data + key) go alone, not aggregated (4096)",
     ),
     (
         "collection_max_count",
@@ -352,6 +359,10 @@ impl fmt::Debug for Config {
             .field("aggregation_enabled", &self.aggregation_enabled)
             .field("aggregation_max_count", &self.aggregation_max_count)
             .field("aggregation_max_size", &self.aggregation_max_size)
+            .field(
+                "aggregation_max_record_size",
+                &self.aggregation_max_record_size,
+            )
             .field("collection_max_count", &self.collection_max_count)
             .field("collection_max_size", &self.collection_max_size)
             .field("record_max_buffered_time", &self.record_max_buffered_time)
@@ -433,6 +444,19 @@ impl Config {
         aggregation_max_count: usize;
         /// Most bytes in one aggregate.
         aggregation_max_size: usize;
+        /// Largest user record (data plus partition key, in bytes) that is
+        /// aggregated; larger ones go out as Kinesis records of their own.
+        ///
+        /// Aggregation pays for itself with small records: it lets a shard
+        /// take its full 1 MiB/s in fewer than its 1,000 records/s, and a
+        /// PutRecords call carry megabytes in its 500 entries. A record of
+        /// more than about 1 KiB already fills the byte quota first, and
+        /// from about 3 KiB plain records make calls of megabytes too, so
+        /// an aggregate of large records only adds an MD5 over every byte
+        /// and a copy. The default, 4096, sends records above 4 KiB alone
+        /// (measured in BENCHMARKS.md); set it to `aggregation_max_size`
+        /// or more to aggregate every record that fits, as the KPL does.
+        aggregation_max_record_size: usize;
         /// Most records in one PutRecords / PutRecordBatch call.
         collection_max_count: usize;
         /// Most bytes in one PutRecords / PutRecordBatch call.
@@ -562,6 +586,10 @@ impl Config {
             }
             "aggregation_max_size" => {
                 self.aggregation_max_size = v.integer(64, KINESIS_MAX_RECORD_BYTES as u64)? as usize
+            }
+            "aggregation_max_record_size" => {
+                self.aggregation_max_record_size =
+                    v.integer(0, KINESIS_MAX_RECORD_BYTES as u64)? as usize
             }
             "collection_max_count" => {
                 self.collection_max_count =

@@ -48,6 +48,11 @@
 //! An aggregate's size is 20 bytes plus the protobuf length. The
 //! aggregator keeps it exact as records are added (varint arithmetic, never
 //! re-encoding), so it can refuse the record that would cross the limit.
+//!
+//! Packing pays for small records only. The producer aggregates records of
+//! at most `aggregation_max_record_size` billed bytes (4 KiB by default)
+//! and sends larger ones alone; an [`Aggregator`] used directly packs
+//! whatever it is given.
 
 mod aggregator;
 mod deaggregate;

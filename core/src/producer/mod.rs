@@ -88,6 +88,7 @@ impl Settings {
                     Packing::Kpl {
                         max_size: config.aggregation_max_size,
                         max_count: config.aggregation_max_count,
+                        max_record_size: config.aggregation_max_record_size,
                     }
                 } else {
                     Packing::Single {

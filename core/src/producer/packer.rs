@@ -11,13 +11,41 @@ use crate::sink::OutRecord;
 /// The packing chosen for a stream, from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Packing {
-    /// KPL aggregates of at most `max_size` bytes and `max_count` records.
-    Kpl { max_size: usize, max_count: usize },
+    /// KPL aggregates of at most `max_size` bytes and `max_count` records
+    /// of at most `max_record_size` billed bytes each.
+    Kpl {
+        max_size: usize,
+        max_count: usize,
+        max_record_size: usize,
+    },
     /// Firehose records of user records each ending in `\n`, up to
     /// `max_size` bytes.
     Lines { max_size: usize },
     /// One service record per user record.
     Single { framing: FirehoseFraming },
+}
+
+impl Packing {
+    /// True when `record` should go out as a service record of its own at
+    /// once, rather than wait in its shard's packer.
+    ///
+    /// A large record gains nothing from sharing a KPL aggregate: above
+    /// about 1 KiB a shard's byte quota binds before its record quota, and
+    /// from a few KiB a PutRecords call of plain records carries megabytes
+    /// too, while aggregating costs a copy and an MD5 of every byte (see
+    /// `Config::aggregation_max_record_size`). It does not seal the
+    /// aggregate being filled either: with large and small records mixed,
+    /// that would cut every aggregate short and spend the shard's record
+    /// quota. So it can overtake smaller records sent before it to the same
+    /// shard, by at most their `record_max_buffered_time`.
+    pub(crate) fn sends_alone(&self, record: &UserRecord) -> bool {
+        match *self {
+            Packing::Kpl {
+                max_record_size, ..
+            } => record.billed_size() > max_record_size,
+            _ => false,
+        }
+    }
 }
 
 /// Collects the user records of one shard until they make a service record.
@@ -52,6 +80,7 @@ impl Packer {
             Packing::Kpl {
                 max_size,
                 max_count,
+                ..
             } => Packer::Kpl(Aggregator::with_capacity(max_size, max_count, records)),
             Packing::Lines { max_size } => Packer::Lines {
                 max_size,
@@ -254,6 +283,7 @@ mod tests {
         Packer::new(Packing::Kpl {
             max_size: 50 * 1024,
             max_count: 1000,
+            max_record_size: 4096,
         })
     }
 

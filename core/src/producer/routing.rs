@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::envelope::Envelope;
 use super::packer::{Packer, Packing};
 use super::ticket::{Accounting, Ticket};
+use crate::config::FirehoseFraming;
 use crate::metrics::StreamMetrics;
 use crate::record::UserRecord;
 use crate::shard_map::ShardMap;
@@ -196,7 +197,9 @@ impl StreamPipeline {
     }
 
     /// Adds to a locked buffer; returns what became full (at most two: the
-    /// previous contents, and this record if it fills a packer alone).
+    /// previous contents, and this record if it fills a packer alone), or
+    /// the record alone if it is too large to aggregate (the buffer is then
+    /// left as it was).
     ///
     /// `None` in the common case: the packers are large values, and moving
     /// an array of two optional ones out of here for every record was a
@@ -207,6 +210,15 @@ impl StreamPipeline {
         record: UserRecord,
         ticket: Ticket,
     ) -> Option<Vec<(Packer, Vec<Ticket>)>> {
+        if self.packing.sends_alone(&record) {
+            let mut alone = Packer::new(Packing::Single {
+                framing: FirehoseFraming::None,
+            });
+            if alone.try_add(record).is_err() {
+                unreachable!("an empty packer accepts any record");
+            }
+            return Some(vec![(alone, vec![ticket])]);
+        }
         let mut sealed = None;
         if let Err(record) = buffer.packer.try_add(record) {
             let hint = buffer.tickets.len();
@@ -255,5 +267,75 @@ impl StreamPipeline {
             self.record_ttl,
             now,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::producer::capacity::Capacity;
+    use crate::producer::ticket::Notify;
+    use crate::shard_map::Shard;
+
+    /// A one-shard stream's pipeline aggregating records of at most 4096
+    /// billed bytes, and the dispatcher's end of its channel.
+    fn pipeline() -> (StreamPipeline, mpsc::UnboundedReceiver<Command>) {
+        let packing = Packing::Kpl {
+            max_size: 50 * 1024,
+            max_count: 1000,
+            max_record_size: 4096,
+        };
+        let map = ShardMap::new([Shard::new("shardId-0", 0, u128::MAX)]).unwrap();
+        let metrics = Arc::new(StreamMetrics::default());
+        let (commands, received) = mpsc::unbounded_channel();
+        let pipeline = StreamPipeline {
+            name: Arc::from("s"),
+            routing: RwLock::new(Arc::new(Routing::new(Some(Arc::new(map)), packing))),
+            commands,
+            metrics: metrics.clone(),
+            accounting: Arc::new(Accounting {
+                capacity: Arc::new(Capacity::new(usize::MAX, usize::MAX)),
+                metrics,
+            }),
+            packing,
+            max_buffered_time: Duration::from_millis(100),
+            record_ttl: Duration::from_secs(30),
+            shut_down: AtomicBool::new(false),
+        };
+        (pipeline, received)
+    }
+
+    fn route(pipeline: &StreamPipeline, size: usize) {
+        let record = UserRecord::new("key", vec![b'x'; size]);
+        let ticket = Ticket::new(
+            Notify::Callback(Box::new(|_| {})),
+            record.hash_key(),
+            record.billed_size(),
+            pipeline.accounting.clone(),
+        );
+        pipeline.route(record, ticket);
+    }
+
+    fn held(pipeline: &StreamPipeline) -> usize {
+        pipeline.routing.read().buffers[0].lock().tickets.len()
+    }
+
+    #[test]
+    fn a_large_record_goes_at_once_and_leaves_the_aggregate_filling() {
+        let (pipeline, mut received) = pipeline();
+        route(&pipeline, 100);
+        route(&pipeline, 100);
+        // Billed at 4096 + 3 bytes: one more than the limit.
+        route(&pipeline, 4096);
+        let Ok(Command::Envelope(alone)) = received.try_recv() else {
+            panic!("the large record was not sent at once");
+        };
+        assert!(!alone.aggregated);
+        assert_eq!(alone.record.data.len(), 4096);
+        assert_eq!(held(&pipeline), 2, "the small records are still waiting");
+        // At the limit a record is still aggregated with the others.
+        route(&pipeline, 4093);
+        assert!(received.try_recv().is_err());
+        assert_eq!(held(&pipeline), 3);
     }
 }

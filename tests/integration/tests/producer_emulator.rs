@@ -128,6 +128,58 @@ fn hundred_thousand_records_arrive_exactly_once_on_their_shards() {
 }
 
 #[test]
+fn large_records_go_alone_and_small_ones_are_aggregated_around_them() {
+    let emulator = Emulator::start_in_background(
+        EmulatorConfig::default()
+            .without_limits()
+            .with_stream("mixed", 2),
+    )
+    .unwrap();
+    let producer = Producer::new(local_config(&emulator.endpoint())).unwrap();
+    // Every tenth record is over the default 4 KiB
+    // `aggregation_max_record_size`; the rest are 100 bytes, on the same
+    // keys, so large and small records go to every shard mixed.
+    let records: Vec<UserRecord> = (0..3000)
+        .map(|i| {
+            let size = if i % 10 == 0 { 8192 } else { 100 };
+            UserRecord::new(format!("pk-{}", i % 50), vec![b'a' + (i % 26) as u8; size])
+        })
+        .collect();
+    assert_eq!(
+        deliver_and_verify(&emulator, &producer, "mixed", records, 2),
+        0
+    );
+    let stored = emulator.records("mixed");
+    let (aggregates, plain): (Vec<_>, Vec<_>) = stored
+        .iter()
+        .partition(|r| r.data.starts_with(&shardline::aggregation::MAGIC));
+    assert_eq!(plain.len(), 300, "each large record is a Kinesis record");
+    assert!(plain.iter().all(|r| r.data.len() == 8192));
+    let small_in_aggregates: usize = aggregates
+        .iter()
+        .map(|r| {
+            let users = shardline::aggregation::deaggregate(
+                &r.partition_key,
+                r.explicit_hash_key.as_deref(),
+                &r.data,
+            )
+            .unwrap();
+            assert!(users.iter().all(|u| u.data.len() == 100));
+            users.len()
+        })
+        .sum();
+    assert_eq!(small_in_aggregates, 2700);
+    // Had each large record sealed its shard's aggregate, there would be
+    // about as many aggregates as large records.
+    assert!(
+        aggregates.len() < 150,
+        "a large record cuts no aggregate short: {} aggregates",
+        aggregates.len()
+    );
+    producer.close_blocking(None).unwrap();
+}
+
+#[test]
 fn records_with_explicit_hash_keys_go_to_the_owning_shard() {
     let emulator = Emulator::start_in_background(
         EmulatorConfig::default()
