@@ -316,7 +316,9 @@ def suite_kpl(a):
     sizes = [100] if a.smoke else record_sizes(a, SIZES)
     try:
         for size in sizes:
-            n = 5_000 if a.smoke else {100: 500_000, 1024: 200_000, 10240: 30_000}[size]
+            # Other sizes: 300 MB of records a run, as at 10 KiB.
+            n = 5_000 if a.smoke else {100: 500_000, 1024: 200_000, 10240: 30_000}.get(
+                size, 300_000_000 // size)
             for rep in range(a.reps):
                 for who in ("shardline", "kpl"):
                     if who == "shardline":
