@@ -455,7 +455,8 @@ impl Config {
         /// an aggregate of large records only adds an MD5 over every byte
         /// and a copy. The default, 4096, sends records above 4 KiB alone
         /// (measured in BENCHMARKS.md); set it to `aggregation_max_size`
-        /// or more to aggregate every record that fits, as the KPL does.
+        /// or more to aggregate every record that fits, as the KPL does
+        /// (0 sends every record alone, like `aggregation_enabled = false`).
         aggregation_max_record_size: usize;
         /// Most records in one PutRecords / PutRecordBatch call.
         collection_max_count: usize;

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use super::capacity::Capacity;
 use super::dispatcher::{ShardQueue, collect_batch, request_records};
 use super::envelope::Envelope;
-use super::packer::Packer;
+use super::packer::{Packer, Packing};
 use super::ticket::{Accounting, Notify, Ticket};
 use super::{PER_RECORD_OVERHEAD, Settings};
-use crate::config::Config;
+use crate::config::{Config, FirehoseFraming};
 use crate::limiter::{Quota, RateLimiter};
 use crate::metrics::StreamMetrics;
 use crate::record::UserRecord;
@@ -86,7 +86,8 @@ impl CollectorOutput {
 
 impl CollectorInput {
     /// Aggregates `records` (round-robin over `shards` shards) with the
-    /// default configuration's KPL limits and seals the aggregates.
+    /// default configuration's KPL limits and seals the aggregates; records
+    /// too large to aggregate are sealed alone, as the producer does.
     pub fn new(records: Vec<UserRecord>, shards: usize) -> Self {
         let config = Config::default();
         let settings = Settings::new(&config, super::Service::Kinesis);
@@ -124,6 +125,20 @@ impl CollectorInput {
                 record.billed_size() + PER_RECORD_OVERHEAD,
                 accounting.clone(),
             );
+            if settings.packing.sends_alone(&record) {
+                // As the producer does: sealed on its own, at once.
+                let mut alone = Packer::new(Packing::Single {
+                    framing: FirehoseFraming::None,
+                });
+                if alone.try_add(record).is_err() {
+                    unreachable!("an empty packer accepts any record");
+                }
+                envelopes.push((
+                    shard_ids[shard].clone(),
+                    seal(shard, &mut alone, vec![ticket]),
+                ));
+                continue;
+            }
             let (packer, tickets) = &mut packers[shard];
             if let Err(record) = packer.try_add(record) {
                 let full = std::mem::take(tickets);

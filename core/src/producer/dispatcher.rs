@@ -236,7 +236,7 @@ impl Dispatcher {
                     // shard, and it keeps a shard's records roughly in order.
                     queue.envelopes.push_front(envelope);
                 } else {
-                    queue.envelopes.push_back(envelope);
+                    push_back_in_due_order(&mut queue.envelopes, envelope);
                 }
             }
             // The shard left the map while this envelope was being sealed:
@@ -987,6 +987,23 @@ impl Drop for InFlight {
     }
 }
 
+/// Appends a new envelope to its shard's queue, keeping the queue's due
+/// times (`sendable_at`) in order: `dispatch` looks only at each queue's
+/// front. They are in order unless a record too large to aggregate was
+/// sealed on arrival, ahead of the aggregate still filling for its shard
+/// with older records; that aggregate, due earlier, must not wait behind
+/// it, so the envelopes ahead of it become due with it.
+fn push_back_in_due_order(queue: &mut VecDeque<Envelope>, envelope: Envelope) {
+    let due = envelope.sendable_at;
+    for queued in queue.iter_mut().rev() {
+        if queued.sendable_at <= due {
+            break;
+        }
+        queued.sendable_at = due;
+    }
+    queue.push_back(envelope);
+}
+
 fn fail_envelope(envelope: Envelope, kind: FailureKind, code: Option<String>, message: &str) {
     super::ticket::fail_all(envelope.into_tickets(), kind, code, message);
 }
@@ -1020,4 +1037,113 @@ fn min_instant(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 /// often enough that a record waits little more than its buffered time.
 fn buffer_scan_interval(max_buffered_time: Duration) -> Duration {
     (max_buffered_time / 4).clamp(Duration::from_millis(1), Duration::from_millis(25))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::producer::capacity::Capacity;
+    use crate::producer::packer::Packed;
+    use crate::producer::ticket::{Accounting, Notify};
+
+    fn accounting() -> Arc<Accounting> {
+        Arc::new(Accounting {
+            capacity: Arc::new(Capacity::new(usize::MAX, usize::MAX)),
+            metrics: Default::default(),
+        })
+    }
+
+    /// An envelope of one record, due at `due`.
+    fn envelope(data: &'static str, due: Instant) -> Envelope {
+        envelope_of(data, due, Vec::new())
+    }
+
+    fn envelope_of(data: &'static str, due: Instant, tickets: Vec<Ticket>) -> Envelope {
+        let now = Instant::now();
+        let packed = Packed {
+            record: OutRecord {
+                partition_key: "k".into(),
+                explicit_hash_key: None,
+                data: data.into(),
+            },
+            aggregated: false,
+        };
+        let mut envelope = Envelope::new(
+            packed,
+            tickets,
+            Arc::from("shardId-0"),
+            Duration::from_millis(100),
+            Duration::from_secs(30),
+            now,
+        );
+        envelope.sendable_at = due;
+        envelope
+    }
+
+    #[test]
+    fn an_envelope_due_earlier_does_not_wait_behind_a_later_one() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut queue = VecDeque::new();
+        push_back_in_due_order(&mut queue, envelope("first", at(10)));
+        // A record sent alone on arrival, due at 190 ms...
+        push_back_in_due_order(&mut queue, envelope("alone", at(190)));
+        // ...then the aggregate that was filling before it, due at 100 ms.
+        push_back_in_due_order(&mut queue, envelope("aggregate", at(100)));
+        let due: Vec<_> = queue
+            .iter()
+            .map(|e| (&e.record.data[..], e.sendable_at))
+            .collect();
+        assert_eq!(
+            due,
+            [
+                (&b"first"[..], at(10)),
+                (&b"alone"[..], at(100)),
+                (&b"aggregate"[..], at(100)),
+            ]
+        );
+    }
+
+    #[test]
+    fn tickets_of_an_envelope_never_received_fail_as_closed_once() {
+        let accounting = accounting();
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let ticket = |bytes| {
+            assert!(accounting.capacity.try_reserve(bytes));
+            let seen = results.clone();
+            Ticket::new(
+                Notify::Callback(Box::new(move |result| seen.lock().unwrap().push(result))),
+                0,
+                bytes,
+                accounting.clone(),
+            )
+        };
+        let lost = envelope_of("lost", Instant::now(), vec![ticket(100), ticket(200)]);
+        // As when an envelope sealed while the producer closes finds the
+        // dispatcher's channel drained or gone.
+        drop(lost);
+        {
+            let results = results.lock().unwrap();
+            assert_eq!(results.len(), 2);
+            assert!(
+                results
+                    .iter()
+                    .all(|r| r.as_ref().is_err_and(|e| e.kind == FailureKind::Closed))
+            );
+        }
+        assert_eq!(accounting.capacity.bytes(), 0, "their room is given back");
+        // A ticket that completed is not completed again when dropped.
+        ticket(50).fail(FailureKind::Rejected, None, "refused".into());
+        assert_eq!(results.lock().unwrap().len(), 3);
+        assert_eq!(
+            accounting
+                .metrics
+                .user_records_failed
+                .load(Ordering::Relaxed),
+            3
+        );
+        assert_eq!(accounting.capacity.bytes(), 0);
+    }
 }

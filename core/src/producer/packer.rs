@@ -26,8 +26,8 @@ pub(crate) enum Packing {
 }
 
 impl Packing {
-    /// True when `record` should go out as a service record of its own at
-    /// once, rather than wait in its shard's packer.
+    /// True when `record` should be sealed as a service record of its own
+    /// on arrival, rather than wait in its shard's packer.
     ///
     /// A large record gains nothing from sharing a KPL aggregate: above
     /// about 1 KiB a shard's byte quota binds before its record quota, and
@@ -36,8 +36,9 @@ impl Packing {
     /// `Config::aggregation_max_record_size`). It does not seal the
     /// aggregate being filled either: with large and small records mixed,
     /// that would cut every aggregate short and spend the shard's record
-    /// quota. So it can overtake smaller records sent before it to the same
-    /// shard, by at most their `record_max_buffered_time`.
+    /// quota. So it can be stored before smaller records sent earlier to the
+    /// same shard (it never holds them back: see the dispatcher's
+    /// `push_back_in_due_order`).
     pub(crate) fn sends_alone(&self, record: &UserRecord) -> bool {
         match *self {
             Packing::Kpl {

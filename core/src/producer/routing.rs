@@ -321,14 +321,14 @@ mod tests {
     }
 
     #[test]
-    fn a_large_record_goes_at_once_and_leaves_the_aggregate_filling() {
+    fn a_large_record_is_sealed_alone_and_leaves_the_aggregate_filling() {
         let (pipeline, mut received) = pipeline();
         route(&pipeline, 100);
         route(&pipeline, 100);
         // Billed at 4096 + 3 bytes: one more than the limit.
         route(&pipeline, 4096);
         let Ok(Command::Envelope(alone)) = received.try_recv() else {
-            panic!("the large record was not sent at once");
+            panic!("the large record was not sealed on arrival");
         };
         assert!(!alone.aggregated);
         assert_eq!(alone.record.data.len(), 4096);

@@ -175,6 +175,27 @@ impl Ticket {
     }
 }
 
+impl Drop for Ticket {
+    /// A ticket dropped before it completed fails as closed, so every
+    /// record completes exactly once and gives its buffer room back. This
+    /// happens when an envelope is sealed just as the producer closes (the
+    /// caller seals outside the buffer lock, and the dispatcher may have
+    /// drained its channel already), and on unwinding.
+    fn drop(&mut self) {
+        if self.notify.is_none() {
+            return;
+        }
+        self.count_failure(FailureKind::Closed);
+        let attempts = std::mem::take(&mut self.attempts);
+        self.finish(Err(DeliveryError {
+            kind: FailureKind::Closed,
+            code: None,
+            message: "the producer was closed before this record was sent".into(),
+            attempts,
+        }));
+    }
+}
+
 /// Completes the tickets of a stored envelope (all of one record), then
 /// gives their buffer room back in one step: one update of the shared
 /// counters and at most one wake-up per envelope instead of per record.
