@@ -683,8 +683,17 @@ impl Config {
         Ok(())
     }
 
-    /// Checks that the options agree with each other.
+    /// Checks that every option is in the range [`Config::set`] accepts
+    /// (the typed setters do not check) and that the options agree with
+    /// each other.
     pub fn validate(&self) -> Result<()> {
+        // Each numeric option goes through `set` again, so the ranges live
+        // in one place: a zero rate or a TTL past what an `Instant` holds
+        // would otherwise reach the pipeline.
+        let mut probe = self.clone();
+        for (key, value) in self.numeric_values() {
+            probe.set(key, &value)?;
+        }
         if self.min_backoff > self.max_backoff {
             return Err(Error::InvalidConfig {
                 key: "min_backoff".into(),
@@ -711,6 +720,77 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The numeric options as `set` would take them.
+    fn numeric_values(&self) -> [(&'static str, String); 25] {
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        [
+            (
+                "aggregation_max_count",
+                self.aggregation_max_count.to_string(),
+            ),
+            (
+                "aggregation_max_size",
+                self.aggregation_max_size.to_string(),
+            ),
+            (
+                "aggregation_max_record_size",
+                self.aggregation_max_record_size.to_string(),
+            ),
+            (
+                "collection_max_count",
+                self.collection_max_count.to_string(),
+            ),
+            ("collection_max_size", self.collection_max_size.to_string()),
+            (
+                "record_max_buffered_time",
+                ms(self.record_max_buffered_time),
+            ),
+            ("record_ttl", ms(self.record_ttl)),
+            ("max_record_size", self.max_record_size.to_string()),
+            ("rate_limit", self.rate_limit_percent.to_string()),
+            (
+                "shard_bytes_per_second",
+                self.shard_bytes_per_second.to_string(),
+            ),
+            (
+                "shard_records_per_second",
+                self.shard_records_per_second.to_string(),
+            ),
+            ("max_connections", self.max_connections.to_string()),
+            ("request_timeout", ms(self.request_timeout)),
+            ("connect_timeout", ms(self.connect_timeout)),
+            ("min_backoff", ms(self.min_backoff)),
+            ("max_backoff", ms(self.max_backoff)),
+            ("max_buffered_bytes", self.max_buffered_bytes.to_string()),
+            (
+                "max_buffered_records",
+                self.max_buffered_records.to_string(),
+            ),
+            (
+                "shard_map_refresh_interval",
+                ms(self.shard_map_refresh_interval),
+            ),
+            ("close_timeout", ms(self.close_timeout)),
+            ("worker_threads", self.worker_threads.to_string()),
+            (
+                "firehose_pack_max_size",
+                self.firehose_pack_max_size.to_string(),
+            ),
+            (
+                "firehose_bytes_per_second",
+                self.firehose_bytes_per_second.to_string(),
+            ),
+            (
+                "firehose_records_per_second",
+                self.firehose_records_per_second.to_string(),
+            ),
+            (
+                "firehose_requests_per_second",
+                self.firehose_requests_per_second.to_string(),
+            ),
+        ]
     }
 
     /// The largest record this configuration accepts.
@@ -890,6 +970,26 @@ mod tests {
             Some("https://localhost:4567")
         );
         assert!(config.apply_properties("garbage line").is_err());
+    }
+
+    #[test]
+    fn validate_holds_the_typed_setters_to_the_ranges_of_set() {
+        Config::default().validate().unwrap();
+        let err = Config::new().rate_limit_percent(0).validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value for rate_limit: 0 is outside 1..=10000"
+        );
+        let err = Config::new()
+            .record_ttl(Duration::MAX)
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("record_ttl"), "{err}");
+        assert!(Config::new().shard_bytes_per_second(0).validate().is_err());
+        // Every numeric key is checked: each one listed is a real key.
+        for (key, _) in Config::default().numeric_values() {
+            assert!(CONFIG_KEYS.iter().any(|(name, ..)| *name == key), "{key}");
+        }
     }
 
     #[test]

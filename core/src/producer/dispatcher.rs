@@ -60,6 +60,8 @@ struct Misrouted {
     envelope: Envelope,
     actual_shard: Option<Arc<str>>,
     sequence_number: Arc<str>,
+    /// When the request that stored it started (for its metrics).
+    started: Instant,
 }
 
 #[derive(Default)]
@@ -145,7 +147,21 @@ impl Dispatcher {
                 // failed when the aborted tasks drop them (they may have
                 // been stored: delivery is at least once).
                 self.requests.abort_all();
-                while self.requests.join_next().await.is_some() {}
+                while let Some(done) = self.requests.join_next().await {
+                    // A request that answered before it could be aborted
+                    // keeps its outcome: its stored records succeed, and
+                    // the rest fail as closed (`shutting_down` is set).
+                    // A shard map that loaded is of no use any more.
+                    if let Ok(Event::RequestDone {
+                        batch,
+                        result,
+                        started,
+                        elapsed,
+                    }) = done
+                    {
+                        self.request_done(batch, result, started, elapsed);
+                    }
+                }
                 break;
             } else {
                 self.flush_aged_buffers(now);
@@ -474,6 +490,7 @@ impl Dispatcher {
                     envelope,
                     actual_shard: shard_id,
                     sequence_number,
+                    started,
                 });
                 return;
             }
@@ -826,6 +843,7 @@ impl Dispatcher {
                 envelope,
                 actual_shard,
                 sequence_number,
+                started,
             } = misrouted;
             let owner = actual_shard.as_deref().and_then(|id| map.get(id));
             let records = match unpack(&envelope.record, envelope.aggregated) {
@@ -840,16 +858,34 @@ impl Dispatcher {
                     continue;
                 }
             };
-            let mut stored = 0;
-            for (record, ticket) in records.into_iter().zip(envelope.into_tickets()) {
-                if owner.is_some_and(|s| s.contains(ticket.hash_key)) {
-                    stored += 1;
-                    ticket.succeed(actual_shard.clone(), sequence_number.clone(), true);
-                } else {
-                    // A consumer would drop it from that shard: send it
-                    // again to the shard that owns it.
-                    self.pipeline.route(record, ticket);
-                }
+            // The aggregate was put once: the records the shard owns count
+            // as put by it (before they complete, as in `complete_stored`),
+            // the others when they are stored again.
+            let buffered_for = started.saturating_duration_since(envelope.first_received);
+            let (size, attempts) = (envelope.size() as u64, envelope.retries + 1);
+            let (owned, resend): (Vec<_>, Vec<_>) = records
+                .into_iter()
+                .zip(envelope.into_tickets())
+                .partition(|(_, ticket)| owner.is_some_and(|s| s.contains(ticket.hash_key)));
+            let stored = owned.len();
+            if stored > 0 {
+                let stored_bytes = owned.iter().map(|(r, _)| r.data().len() as u64).sum();
+                self.pipeline.metrics.kinesis_record_put(
+                    actual_shard.as_deref(),
+                    stored,
+                    stored_bytes,
+                    size,
+                    buffered_for,
+                    attempts,
+                );
+            }
+            for (_, ticket) in owned {
+                ticket.succeed(actual_shard.clone(), sequence_number.clone(), true);
+            }
+            // A consumer would drop these from that shard: send them again
+            // to the shard that owns them.
+            for (record, ticket) in resend {
+                self.pipeline.route(record, ticket);
             }
             tracing::debug!(stream = %self.pipeline.name, stored, "resolved an aggregate stored on an unexpected shard");
         }
@@ -865,22 +901,22 @@ impl Dispatcher {
         }
         self.queued_records = 0;
         self.queued_bytes = 0;
-        for misrouted in self.misrouted.drain(..) {
+        for misrouted in std::mem::take(&mut self.misrouted) {
             // These were stored; only the shard check is missing.
             let Misrouted {
                 envelope,
                 actual_shard,
                 sequence_number,
+                started,
             } = misrouted;
-            let aggregated = envelope.aggregated;
-            for ticket in envelope.into_tickets() {
-                ticket.succeed(actual_shard.clone(), sequence_number.clone(), aggregated);
-            }
+            self.complete_stored(envelope, actual_shard, sequence_number, started);
         }
         let routing = self.pipeline.routing.read().clone();
         self.pipeline.shut_down.store(true, Ordering::Release);
         routing.retired.store(true, Ordering::Release);
-        for (_, ticket) in std::mem::take(&mut *routing.unrouted.lock()) {
+        // Taken out before failing: a callback must not run under the lock.
+        let unrouted = std::mem::take(&mut *routing.unrouted.lock());
+        for (_, ticket) in unrouted {
             ticket.fail(FailureKind::Closed, None, message.to_owned());
         }
         for buffer in &routing.buffers {

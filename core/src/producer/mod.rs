@@ -420,7 +420,8 @@ impl Producer {
         let prepared = self.prepare(stream, record)?;
         let shared = self.shared();
         if !shared.capacity.try_reserve(prepared.reserved) {
-            let deadline = timeout.map(|t| Instant::now() + t);
+            // A timeout too long to be an instant (`Duration::MAX`) never ends.
+            let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
             let mut reserved = false;
             shared.capacity.block_until(deadline, || {
                 reserved = shared.capacity.try_reserve(prepared.reserved);
@@ -472,7 +473,9 @@ impl Producer {
             Service::Firehose => 0,
         };
         let reserved = record.billed_size() + PER_RECORD_OVERHEAD;
-        let pipeline = self.pipeline(stream);
+        let Some(pipeline) = self.pipeline(stream) else {
+            return refuse(Error::Closed, record);
+        };
         Ok(Prepared {
             record,
             hash_key,
@@ -496,14 +499,22 @@ impl Producer {
         pipeline.route(record, ticket);
     }
 
-    fn pipeline(&self, stream: &str) -> Arc<StreamPipeline> {
+    /// The stream's pipeline, started on its first record; `None` if the
+    /// producer is closing and the stream has none yet. Checked under the
+    /// streams lock, which `begin_shutdown` holds while it marks the
+    /// producer closed and stops the dispatchers: a pipeline started after
+    /// that would never be stopped, and its records never completed.
+    fn pipeline(&self, stream: &str) -> Option<Arc<StreamPipeline>> {
         let shared = self.shared();
         if let Some(p) = shared.streams.read().get(stream) {
-            return p.clone();
+            return Some(p.clone());
         }
         let mut streams = shared.streams.write();
         if let Some(p) = streams.get(stream) {
-            return p.clone();
+            return Some(p.clone());
+        }
+        if shared.closed.load(Ordering::Acquire) {
+            return None;
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let metrics = Arc::new(StreamMetrics::default());
@@ -527,7 +538,7 @@ impl Producer {
             .lock()
             .push(shared.runtime.spawn(dispatcher.run()));
         streams.insert(pipeline.name.clone(), pipeline.clone());
-        pipeline
+        Some(pipeline)
     }
 
     /// Records accepted and not yet completed. A record's completion is
@@ -568,7 +579,7 @@ impl Producer {
     pub fn flush_blocking(&self, timeout: Option<Duration>) -> Result<()> {
         let shared = self.shared();
         let _flushing = FlushGuard::start(shared);
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         if shared
             .capacity
             .block_until(deadline, || shared.capacity.records() == 0)
@@ -654,10 +665,14 @@ impl Shared {
     /// Marks the producer closed and tells every dispatcher to fail what is
     /// left and stop; returns their handles to wait on.
     fn begin_shutdown(&self) -> Vec<JoinHandle<()>> {
+        // Under the write lock: no pipeline can start in between (see
+        // `Producer::pipeline`).
+        let streams = self.streams.write();
         self.closed.store(true, Ordering::Release);
-        for pipeline in self.streams.read().values() {
+        for pipeline in streams.values() {
             let _ = pipeline.commands.send(Command::Shutdown);
         }
+        drop(streams);
         std::mem::take(&mut *self.dispatchers.lock())
     }
 }
