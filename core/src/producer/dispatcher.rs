@@ -749,6 +749,11 @@ impl Dispatcher {
                             failure.message.clone(),
                         );
                     }
+                    // Aggregates stored on a shard the old map did not
+                    // expect were waiting for a map to check which of
+                    // their records that shard owns. None will come: they
+                    // were stored, and complete so, as at close.
+                    self.complete_misrouted();
                 }
             }
         }
@@ -891,6 +896,21 @@ impl Dispatcher {
         }
     }
 
+    /// Completes the aggregates stored on an unexpected shard as stored,
+    /// without the check of which records that shard owns (no shard map
+    /// will come to check it).
+    fn complete_misrouted(&mut self) {
+        for misrouted in std::mem::take(&mut self.misrouted) {
+            let Misrouted {
+                envelope,
+                actual_shard,
+                sequence_number,
+                started,
+            } = misrouted;
+            self.complete_stored(envelope, actual_shard, sequence_number, started);
+        }
+    }
+
     // ----- shutdown -------------------------------------------------------
 
     fn fail_everything_queued(&mut self, message: &str) {
@@ -901,16 +921,7 @@ impl Dispatcher {
         }
         self.queued_records = 0;
         self.queued_bytes = 0;
-        for misrouted in std::mem::take(&mut self.misrouted) {
-            // These were stored; only the shard check is missing.
-            let Misrouted {
-                envelope,
-                actual_shard,
-                sequence_number,
-                started,
-            } = misrouted;
-            self.complete_stored(envelope, actual_shard, sequence_number, started);
-        }
+        self.complete_misrouted();
         let routing = self.pipeline.routing.read().clone();
         self.pipeline.shut_down.store(true, Ordering::Release);
         routing.retired.store(true, Ordering::Release);
