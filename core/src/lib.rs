@@ -81,7 +81,8 @@ pub use metrics::MetricsSnapshot;
 #[doc(hidden)]
 pub use producer::bench_support;
 pub use producer::{
-    DeliveryCallback, DeliveryFuture, DeliveryHandler, DeliveryResult, Producer, SendError, Service,
+    DeliveryCallback, DeliveryFuture, DeliveryHandler, DeliveryResult, Producer, SendError,
+    Service, validate_stream_name,
 };
 pub use record::UserRecord;
 pub use shard_map::{Shard, ShardMap};

@@ -441,6 +441,30 @@ impl Producer {
     }
 
     /// Validates and hashes; finds (or starts) the stream's pipeline.
+    /// Checks `record` as sending it would, without sending it: its
+    /// partition key (Kinesis) and its size against the service's limit
+    /// (data plus key for Kinesis; for Firehose the data, plus the newline
+    /// that framing or packing adds). For callers that validate a batch
+    /// before queuing any of it; the stream name is checked by
+    /// [`validate_stream_name`].
+    pub fn check(&self, record: &UserRecord) -> Result<()> {
+        let settings = &self.shared().settings;
+        match settings.service {
+            Service::Kinesis => record.validate(settings.max_record_size),
+            Service::Firehose => {
+                let size = packer::firehose_record_len(record, settings.packing);
+                if size > settings.max_record_size {
+                    Err(Error::RecordTooLarge {
+                        size,
+                        limit: settings.max_record_size,
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
     fn prepare(&self, stream: &str, record: UserRecord) -> Result<Prepared, SendError> {
         let shared = self.shared();
         let refuse = |error, record| Err(SendError { error, record });
@@ -450,21 +474,7 @@ impl Producer {
         if let Err(error) = validate_stream_name(stream) {
             return refuse(error, record);
         }
-        let checked = match shared.settings.service {
-            Service::Kinesis => record.validate(shared.settings.max_record_size),
-            Service::Firehose => {
-                let size = packer::firehose_record_len(&record, shared.settings.packing);
-                if size > shared.settings.max_record_size {
-                    Err(Error::RecordTooLarge {
-                        size,
-                        limit: shared.settings.max_record_size,
-                    })
-                } else {
-                    Ok(())
-                }
-            }
-        };
-        if let Err(error) = checked {
+        if let Err(error) = self.check(&record) {
             return refuse(error, record);
         }
         let hash_key = match shared.settings.service {
@@ -756,8 +766,9 @@ impl Prepared {
     }
 }
 
-/// Stream and delivery stream names: 1 to 128 of `[a-zA-Z0-9_.-]`.
-fn validate_stream_name(name: &str) -> Result<()> {
+/// Checks a stream or delivery stream name as `send` does: 1 to 128 of
+/// `[a-zA-Z0-9_.-]`.
+pub fn validate_stream_name(name: &str) -> Result<()> {
     let invalid = |reason| Error::InvalidStreamName {
         name: name.chars().take(128).collect(),
         reason,
