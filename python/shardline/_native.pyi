@@ -73,7 +73,8 @@ class RecordFuture:
     """The pending result of one record; ``concurrent.futures.Future``-like and awaitable."""
 
     def result(self, timeout: Optional[float] = None) -> DeliveryReport:
-        """The report, waiting up to ``timeout`` seconds; raises ``DeliveryError`` on failure."""
+        """The report, waiting up to ``timeout`` seconds (None or ``math.inf``: forever);
+        raises ``DeliveryError`` on failure."""
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
         """The exception the record failed with, or None."""
     def done(self) -> bool:

@@ -9,7 +9,7 @@ import weakref
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import _callbacks
-from ._native import NativeProducer, RecordFuture
+from ._native import ConfigurationError, NativeProducer, RecordFuture
 
 Data = Union[bytes, bytearray, memoryview, str]
 """What a record's data may be; str is encoded as UTF-8."""
@@ -29,17 +29,28 @@ _live: "weakref.WeakSet[_BaseProducer]" = weakref.WeakSet()
 
 
 def _option_value(key: str, value: Any) -> str:
-    """The string form of an option for the core's ``Config::set``."""
+    """The string form of an option for the core's ``Config::set``.
+
+    Every numeric option is an integer (durations are milliseconds), so a
+    float must be a whole number (``100.0``); ``0.5``, inf and NaN raise
+    ``ConfigurationError``, as does a value of any other type."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime.timedelta):
         # Duration options are milliseconds, as in the KPL.
         return str(round(value.total_seconds() * 1000))
-    if isinstance(value, (int, float, str)):
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ConfigurationError(f"invalid value for {key}: {value!r} is not a whole number")
+        return str(int(value))
+    if isinstance(value, (int, str)):
         return str(value)
     if hasattr(value, "__fspath__"):
         return str(value.__fspath__())
-    raise TypeError(f"option {key!r}: unsupported value type {type(value).__name__}")
+    raise ConfigurationError(
+        f"invalid value for {key}: unsupported type {type(value).__name__} "
+        "(use str, int, float, bool, datetime.timedelta or a path)"
+    )
 
 
 class _BaseProducer:
@@ -72,14 +83,15 @@ class _BaseProducer:
         """Sends everything buffered now, without waiting for batching, and
         waits until no record is outstanding (records put meanwhile
         included). Raises ``shardline.TimeoutError`` after ``timeout``
-        seconds (None: wait as long as it takes). Ctrl-C interrupts it."""
+        seconds (None or ``math.inf``: wait as long as it takes). Ctrl-C
+        interrupts it."""
         self._native.flush(timeout)
 
     def close(self, timeout: Optional[float] = None) -> None:
         """Stops accepting records, delivers what is outstanding for up to
         ``timeout`` seconds (the ``close_timeout`` option, 30 s by default,
-        if None), fails the rest with ``DeliveryError(kind='closed')`` and
-        stops the producer's threads. Raises ``shardline.TimeoutError`` if
+        if None; ``math.inf``: as long as it takes), fails the rest with
+        ``DeliveryError(kind='closed')`` and stops the producer's threads. Raises ``shardline.TimeoutError`` if
         some records had to be failed. Calling it again does nothing."""
         _live.discard(self)
         self._native.close(timeout)
@@ -123,9 +135,13 @@ class Producer(_BaseProducer):
     Keyword arguments are the configuration options shared with the Rust
     and C APIs (``shardline.CONFIG_KEYS`` lists them; KPL property names
     such as ``RecordMaxBufferedTime`` are accepted too). Values may be str,
-    int, float, bool, or ``datetime.timedelta`` for durations (which are
-    otherwise milliseconds). Credentials default to the standard chain
-    (environment, profile files, IMDS). Raises ``ConfigurationError``.
+    int, bool, a float that is a whole number (``100.0``; every numeric
+    option is an integer), a path (``os.PathLike``), or
+    ``datetime.timedelta`` for durations (which are otherwise
+    milliseconds). Credentials default to the standard chain (environment,
+    profile files, IMDS). Raises ``ConfigurationError`` for an unknown
+    option or a bad value, including one of another type or a float with a
+    fraction.
 
     Use it as a context manager, or call ``close()``: records still
     buffered when the producer is garbage-collected get ``close_timeout``
@@ -155,9 +171,11 @@ class Producer(_BaseProducer):
         or decimal str) routes the record instead of the key's hash.
 
         When the buffer is full, waits (GIL released) for room if ``block``,
-        up to ``timeout`` seconds, else raises ``QueueFullError`` at once.
-        Raises ``ValidationError`` for a record that can never be sent and
-        ``ClosedError`` after ``close``."""
+        up to ``timeout`` seconds (None or ``math.inf``: as long as it
+        takes), else raises ``QueueFullError`` at once. Raises
+        ``ValidationError`` for a record that can never be sent (this
+        includes a ``partition_key`` that is not a str, and a str that cannot
+        be encoded as UTF-8) and ``ClosedError`` after ``close``."""
         return self._native.put(stream_name, data, partition_key, explicit_hash_key, block, timeout)
 
     def put_many(
@@ -175,9 +193,10 @@ class Producer(_BaseProducer):
         ``data`` / ``partition_key`` / ``explicit_hash_key`` (boto3's
         ``Data`` / ``PartitionKey`` / ``ExplicitHashKey`` work too). Every
         record is checked before any is queued: a bad one raises
-        ``ValidationError`` naming its index. Waits for room like ``put``;
-        records that could not be queued in time (or at all) get futures
-        that raise ``QueueFullError`` (or ``ClosedError``).
+        ``ValidationError`` naming its index, and an invalid stream name
+        raises ``ValidationError`` as ``put`` does. Waits for room like
+        ``put``; records that could not be queued in time (or at all) get
+        futures that raise ``QueueFullError`` (or ``ClosedError``).
 
         The whole call is copied before the first record is queued, and
         that copy is outside ``max_buffered_bytes`` until its records are
@@ -233,7 +252,10 @@ class FirehoseProducer(_BaseProducer):
     ) -> List[RecordFuture]:
         """Queues many records (data, or dicts with ``data`` / boto3's
         ``Data``) in one call; returns their futures, in order. See
-        ``Producer.put_many``."""
+        ``Producer.put_many``: every record is checked before any is queued,
+        against Firehose's limit of 1,000 KiB a record (counting the newline
+        that ``firehose_newline_delimiter`` or packing adds to a record not
+        ending with one)."""
         return self._native.put_many(delivery_stream_name, records, block, timeout)
 
     def __enter__(self) -> "FirehoseProducer":

@@ -27,6 +27,20 @@ use crate::report::PyDeliveryReport;
 /// How long a blocking wait sleeps before it checks for Ctrl-C.
 pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(100);
 
+/// A timeout given in Python seconds as a [`Duration`]: negative and NaN
+/// are zero, and one too long for a `Duration` (`math.inf`, `1e300`) is
+/// [`Duration::MAX`]. `Duration::from_secs_f64` would panic on those.
+pub(crate) fn py_duration(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(Duration::MAX)
+}
+
+/// The instant `timeout` seconds from now. None for no timeout, and for
+/// one too far off to be an instant: both mean wait as long as it takes
+/// (still in [`WAIT_SLICE`]s, so Ctrl-C is honoured).
+pub(crate) fn py_deadline(timeout: Option<f64>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(py_duration(t)))
+}
+
 /// How a record ended: the producer's report, or a refusal before it was
 /// queued (only `put_many` hands those out as futures).
 #[derive(Debug)]
@@ -72,12 +86,17 @@ impl PyCallbackQueue {
     /// None once `stop()` was called and nothing is left.
     fn take(&self, py: Python<'_>, timeout: f64) -> Option<Vec<Completed>> {
         let queue = &self.inner;
-        let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
+        let deadline = py_deadline(Some(timeout));
         let items: Vec<_> = py.detach(|| {
             let mut items = queue.items.lock();
             while items.is_empty() && !queue.stopped.load(Ordering::Acquire) {
-                if queue.ready.wait_until(&mut items, deadline).timed_out() {
-                    break;
+                match deadline {
+                    None => queue.ready.wait(&mut items),
+                    Some(d) => {
+                        if queue.ready.wait_until(&mut items, d).timed_out() {
+                            break;
+                        }
+                    }
                 }
             }
             items.drain(..).collect()
@@ -128,7 +147,13 @@ impl FutureCell {
 
     /// Blocks (call without the GIL) until done or `timeout`; true if done.
     fn wait_for(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            let mut w = self.waiters.lock();
+            while !w.done {
+                self.done.wait(&mut w);
+            }
+            return true;
+        };
         let mut w = self.waiters.lock();
         while !w.done {
             if self.done.wait_until(&mut w, deadline).timed_out() {
@@ -288,7 +313,7 @@ impl RecordFuture {
         if self.cell().is_done() {
             return Ok(());
         }
-        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        let deadline = py_deadline(timeout);
         loop {
             let slice = match deadline {
                 None => WAIT_SLICE,
@@ -346,9 +371,9 @@ impl std::fmt::Debug for RecordFuture {
 #[pymethods]
 impl RecordFuture {
     /// The `DeliveryReport`, waiting up to `timeout` seconds (forever if
-    /// None). Raises `DeliveryError` if the record was not delivered, and
-    /// `shardline.TimeoutError` if it is not done in time. Ctrl-C
-    /// interrupts the wait.
+    /// None or `math.inf`). Raises `DeliveryError` if the record was not
+    /// delivered, and `shardline.TimeoutError` if it is not done in time.
+    /// Ctrl-C interrupts the wait.
     #[pyo3(signature = (timeout=None))]
     fn result(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         self.wait(py, timeout)?;

@@ -9,6 +9,7 @@
 //! keeps the GIL for its one record (about a microsecond), because
 //! releasing and retaking it per record cost more than that.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use pyo3::exceptions::PyUnicodeEncodeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PyString, PyTuple};
 
@@ -23,7 +25,8 @@ use shardline::{Config, Error, Producer, SendError, Service, UserRecord};
 
 use crate::errors::{new_err, to_py_err, types};
 use crate::future::{
-    CallbackQueue, FutureCells, Outcome, PyCallbackQueue, RecordFuture, WAIT_SLICE,
+    CallbackQueue, FutureCells, Outcome, PyCallbackQueue, RecordFuture, WAIT_SLICE, py_deadline,
+    py_duration,
 };
 
 /// The pid of this process, updated in a child right after `fork()` (the
@@ -48,7 +51,6 @@ pub(crate) struct NativeProducer {
     pid: u32,
     /// Where futures with done callbacks go when done.
     callbacks: Arc<CallbackQueue>,
-    max_record_size: usize,
 }
 
 impl Drop for NativeProducer {
@@ -142,7 +144,7 @@ impl NativeProducer {
 }
 
 fn deadline(timeout: Option<f64>) -> Option<Instant> {
-    timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)))
+    py_deadline(timeout)
 }
 
 fn slice_until(deadline: Option<Instant>) -> Duration {
@@ -167,8 +169,10 @@ fn queue_full_after(py: Python<'_>, timeout: Option<f64>) -> PyErr {
     )
 }
 
+/// `close`'s timeout for the core: `math.inf` (or anything too long for a
+/// `Duration`) is `Duration::MAX`, which the core treats as no deadline.
 fn timeout_secs(timeout: Option<f64>) -> Option<Duration> {
-    timeout.map(|t| Duration::from_secs_f64(t.max(0.0)))
+    timeout.map(py_duration)
 }
 
 thread_local! {
@@ -202,7 +206,7 @@ fn append_data(py: Python<'_>, data: &Bound<'_, PyAny>, buf: &mut BytesMut) -> P
     if let Ok(b) = data.cast::<PyBytes>() {
         buf.extend_from_slice(b.as_bytes());
     } else if let Ok(s) = data.cast::<PyString>() {
-        buf.extend_from_slice(s.to_cow()?.as_bytes());
+        buf.extend_from_slice(utf8(py, s, "data")?.as_bytes());
     } else if let Ok(b) = data.cast::<PyByteArray>() {
         buf.extend_from_slice(&b.to_vec());
     } else if data.cast::<PyMemoryView>().is_ok() {
@@ -228,7 +232,7 @@ fn explicit_hash_key(py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<
         return Ok(None);
     }
     let text = if let Ok(s) = key.cast::<PyString>() {
-        s.to_cow()?.into_owned()
+        utf8(py, s, "explicit_hash_key")?.into_owned()
     } else if key.is_instance_of::<pyo3::types::PyInt>() {
         key.str()?.to_cow()?.into_owned()
     } else {
@@ -245,11 +249,44 @@ fn explicit_hash_key(py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<
         .map_err(|e| to_py_err(py, &e))
 }
 
-fn optional_str(value: Option<Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+/// `s` as UTF-8. A `str` that has no UTF-8 form (it holds a lone
+/// surrogate) is a `ValidationError` naming `what`, with Python's
+/// `UnicodeEncodeError` as its cause.
+fn utf8<'a>(py: Python<'_>, s: &'a Bound<'_, PyString>, what: &str) -> PyResult<Cow<'a, str>> {
+    s.to_cow().map_err(|e| {
+        if !e.is_instance_of::<PyUnicodeEncodeError>(py) {
+            return e;
+        }
+        let err = new_err(
+            py,
+            &types(py).validation,
+            format!("{what} cannot be encoded as UTF-8: {}", e.value(py)),
+        );
+        err.set_cause(py, Some(e));
+        err
+    })
+}
+
+/// A partition key given (not None): a `str`, else a `ValidationError`.
+fn partition_key_str<'a>(py: Python<'_>, key: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
+    match key.cast::<PyString>() {
+        Ok(s) => utf8(py, s, "partition_key"),
+        Err(_) => Err(new_err(
+            py,
+            &types(py).validation,
+            format!(
+                "partition_key must be a str, not {}",
+                key.get_type().name()?
+            ),
+        )),
+    }
+}
+
+/// `put`'s partition key: None (absent or None) or a `str`.
+fn optional_key(py: Python<'_>, value: Option<Bound<'_, PyAny>>) -> PyResult<Option<String>> {
     match value {
-        None => Ok(None),
-        Some(v) if v.is_none() => Ok(None),
-        Some(v) => Ok(Some(v.cast::<PyString>()?.to_cow()?.into_owned())),
+        Some(v) if !v.is_none() => Ok(Some(partition_key_str(py, &v)?.into_owned())),
+        _ => Ok(None),
     }
 }
 
@@ -267,7 +304,6 @@ impl NativeProducer {
         for (key, value) in &options {
             config.set(key, value).map_err(|e| to_py_err(py, &e))?;
         }
-        let max_record_size = config.max_record_size_bytes();
         let service = if firehose {
             Service::Firehose
         } else {
@@ -281,7 +317,6 @@ impl NativeProducer {
             service,
             pid: CURRENT_PID.load(Ordering::Acquire),
             callbacks: queue.inner.clone(),
-            max_record_size,
         })
     }
 
@@ -300,10 +335,10 @@ impl NativeProducer {
         timeout: Option<f64>,
     ) -> PyResult<Py<RecordFuture>> {
         self.check_pid(py)?;
-        let stream = stream_name.to_cow()?;
+        let stream = utf8(py, stream_name, "stream name")?;
         let mut buf = BytesMut::new();
         append_data(py, data, &mut buf)?;
-        let key = self.partition_key(optional_str(partition_key)?);
+        let key = self.partition_key(optional_key(py, partition_key)?);
         let mut record = UserRecord::new(key, buf.freeze());
         if let Some(ehk) = explicit_hash_key
             && let Some(ehk) = self::explicit_hash_key(py, &ehk)?
@@ -330,7 +365,9 @@ impl NativeProducer {
         if self.producer.is_closed() {
             return Err(to_py_err(py, &Error::Closed));
         }
-        let stream = stream_name.to_cow()?;
+        let stream = utf8(py, stream_name, "stream name")?;
+        // As `put` would for each record, before any is queued.
+        shardline::validate_stream_name(&stream).map_err(|e| to_py_err(py, &e))?;
         // Copy everything out of Python first (and check what can be
         // checked), so a bad record raises before any record is queued.
         // All payloads and partition keys share one buffer: one allocation
@@ -352,13 +389,6 @@ impl NativeProducer {
                 }
             })?;
             let size = buf.len() - start;
-            if self.service == Service::Kinesis && size > self.max_record_size {
-                let e = Error::RecordTooLarge {
-                    size,
-                    limit: self.max_record_size,
-                };
-                return Err(new_err(py, validation, format!("record {index}: {e}")));
-            }
             parsed.push((data_len, size - data_len, ehk));
         }
         if parsed.is_empty() {
@@ -378,10 +408,17 @@ impl NativeProducer {
                     format!("record {index}: partition key: {e}"),
                 )
             })?;
-            pending.push(match ehk {
+            let record = match ehk {
                 Some(ehk) => record.with_explicit_hash_key(ehk),
                 None => record,
-            });
+            };
+            // The core's own check (size against the service's limit,
+            // counting a generated key or Firehose's added newline), so a
+            // bad record raises before any is queued.
+            self.producer
+                .check(&record)
+                .map_err(|e| new_err(py, validation, format!("record {index}: {e}")))?;
+            pending.push(record);
         }
         let count = pending.len();
         let cells = FutureCells::new(count, self.callbacks.clone());
@@ -612,7 +649,7 @@ impl NativeProducer {
     ) -> PyResult<()> {
         match key {
             Some(key) if !key.is_none() => {
-                let key = key.cast::<PyString>()?.to_cow()?;
+                let key = partition_key_str(py, &key)?;
                 shardline::record::validate_partition_key(&key)
                     .map_err(|e| new_err(py, &types(py).validation, e.to_string()))?;
                 buf.extend_from_slice(key.as_bytes());

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import gc
+import math
 import os
 import re
 import signal
@@ -420,3 +421,139 @@ def test_metrics_is_a_dict(emulator) -> None:
         metrics = producer.metrics()
     assert metrics["UserRecordsPut"] == 2
     assert "clicks" in metrics["Streams"]
+
+
+@pytest.mark.parametrize("forever", [math.inf, 1e300])
+def test_infinite_and_huge_timeouts_mean_no_deadline(emulator, forever) -> None:
+    # Too long for a Duration (inf) or for an Instant (1e300 s): both wait
+    # as long as it takes, where they used to panic (PanicException).
+    options = emulator.producer_options(max_buffered_records=2, record_max_buffered_time=60_000)
+    producer = shardline.Producer(**options)
+    try:
+        producer.put("clicks", b"1", partition_key="k")
+        producer.put("clicks", b"2", partition_key="k")
+        # The buffer is full: put waits for the room a flush makes.
+        timer = threading.Timer(0.2, producer.flush)
+        timer.start()
+        first = producer.put("clicks", b"3", partition_key="k", timeout=forever)
+        timer.join()
+        timer = threading.Timer(0.2, producer.flush)
+        timer.start()
+        futures = producer.put_many("clicks", [b"4", b"5"], timeout=forever)
+        timer.join()
+        producer.flush(timeout=forever)
+        assert first.result(timeout=forever).shard_id.startswith("shardId-")
+        assert first.exception(timeout=forever) is None
+        assert [f.exception(timeout=forever) for f in futures] == [None, None]
+        last = producer.put("clicks", b"6", partition_key="k")
+    finally:
+        producer.close(timeout=forever)
+    assert producer.closed
+    assert last.result(0).shard_id.startswith("shardId-")
+
+
+def test_callback_queue_waits_without_deadline_for_an_infinite_timeout() -> None:
+    from shardline import _native
+
+    queue = _native.CallbackQueue()
+    timer = threading.Timer(0.2, queue.stop)
+    timer.start()
+    started = time.monotonic()
+    assert queue.take(math.inf) is None
+    assert time.monotonic() - started < 5
+    timer.join()
+
+
+FIREHOSE_MAX_RECORD = 1000 * 1024
+
+
+@pytest.mark.parametrize(
+    "options, too_big, fits",
+    [
+        # A newline is appended to a record that does not end with one.
+        (dict(firehose_newline_delimiter=True), b"x" * FIREHOSE_MAX_RECORD,
+         b"x" * (FIREHOSE_MAX_RECORD - 1) + b"\n"),
+        # Packing joins records with newlines: the same rule.
+        (dict(firehose_pack_max_size=FIREHOSE_MAX_RECORD), b"x" * FIREHOSE_MAX_RECORD,
+         b"x" * (FIREHOSE_MAX_RECORD - 1)),
+        # Bytes as given.
+        (dict(), b"x" * (FIREHOSE_MAX_RECORD + 1), b"x" * FIREHOSE_MAX_RECORD),
+    ],
+)
+def test_firehose_put_many_checks_sizes_before_queueing(emulator, options, too_big, fits) -> None:
+    with shardline.FirehoseProducer(**emulator.producer_options(**options)) as producer:
+        with pytest.raises(shardline.ValidationError,
+                           match=f"record 1: record is {FIREHOSE_MAX_RECORD + 1} bytes"):
+            producer.put_many("clicks-to-s3", [b"a", too_big, b"b"])
+        assert producer.outstanding == 0
+        assert producer.metrics()["UserRecordsReceived"] == 0
+        with pytest.raises(shardline.ValidationError, match="limit is"):
+            producer.put("clicks-to-s3", too_big)
+        for future in producer.put_many("clicks-to-s3", [fits, {"data": b"c", "partition_key": "k"}]):
+            future.result(10)
+
+
+@pytest.mark.parametrize("firehose", [False, True])
+def test_put_many_raises_for_an_invalid_stream_name_as_put_does(emulator, firehose) -> None:
+    cls = shardline.FirehoseProducer if firehose else shardline.Producer
+    with cls(**emulator.producer_options()) as producer:
+        with pytest.raises(shardline.ValidationError, match="stream name") as from_put:
+            producer.put("bad name!", b"a")
+        for block in (True, False):
+            with pytest.raises(shardline.ValidationError, match="stream name") as from_many:
+                producer.put_many("bad name!", [b"a", b"b"], block=block)
+            assert str(from_many.value) == str(from_put.value)
+        with pytest.raises(shardline.ValidationError, match="stream name"):
+            producer.put_many("bad name!", [])
+        assert producer.outstanding == 0
+        assert producer.metrics()["UserRecordsReceived"] == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(partition_key=42), "partition_key must be a str, not int"),
+        (dict(partition_key=b"k"), "partition_key must be a str, not bytes"),
+        (dict(partition_key="k\ud800"), "partition_key cannot be encoded as UTF-8"),
+        (dict(data="\udcff"), "data cannot be encoded as UTF-8"),
+        (dict(explicit_hash_key="1\ud800"), "explicit_hash_key cannot be encoded as UTF-8"),
+    ],
+)
+def test_bad_key_types_and_unencodable_str_are_validation_errors(emulator, kwargs, message) -> None:
+    record = dict(data=b"x", partition_key="k", explicit_hash_key=None)
+    record.update(kwargs)
+    with shardline.Producer(**emulator.producer_options()) as producer:
+        with pytest.raises(shardline.ValidationError, match=message):
+            producer.put("clicks", **record)
+        item = (record["data"], record["partition_key"], record["explicit_hash_key"])
+        with pytest.raises(shardline.ValidationError, match=f"record 1: {message}"):
+            producer.put_many("clicks", [b"ok", item])
+        with pytest.raises(shardline.ValidationError, match=f"record 0: {message}"):
+            producer.put_many("clicks", [dict(record)])
+        assert producer.outstanding == 0
+        assert producer.metrics()["UserRecordsReceived"] == 0
+
+
+def test_unencodable_stream_name_is_a_validation_error(emulator) -> None:
+    with shardline.Producer(**emulator.producer_options()) as producer:
+        with pytest.raises(shardline.ValidationError, match="stream name cannot be encoded"):
+            producer.put("clicks\ud800", b"x", partition_key="k")
+        with pytest.raises(shardline.ValidationError, match="stream name cannot be encoded"):
+            producer.put_many("clicks\ud800", [b"x"])
+
+
+def test_options_take_whole_floats_and_refuse_the_rest(emulator) -> None:
+    with shardline.Producer(
+        **emulator.producer_options(), record_max_buffered_time=50.0, max_connections=4.0
+    ) as producer:
+        producer.put("clicks", b"x", partition_key="k").result(10)
+    for value, message in [
+        (0.5, "not a whole number"),
+        (math.inf, "not a whole number"),
+        (math.nan, "not a whole number"),
+        ([100], "unsupported type list"),
+        (b"100", "unsupported type bytes"),
+    ]:
+        with pytest.raises(shardline.ConfigurationError,
+                           match=f"record_max_buffered_time: .*{message}"):
+            shardline.Producer(region="us-east-1", record_max_buffered_time=value)
