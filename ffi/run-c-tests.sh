@@ -123,10 +123,12 @@ if [ -z "${NO_VALGRIND:-}" ]; then
     vg=(valgrind --quiet --error-exitcode=1 --leak-check=full
         --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
         --suppressions="$ffi_dir/tests/valgrind.supp" --gen-suppressions=all)
-    for t in test_errors-shared test_queue_full-static test_delivery-shared; do
+    for t in test_errors-shared test_queue_full-static test_delivery-shared test_threads-static; do
         [ -x "$out/$t" ] || continue
         args=()
         [[ "$t" == test_delivery-* ]] && args=(--quick)
+        # Its tight upper time bounds only catch hangs under valgrind.
+        [[ "$t" == test_threads-* ]] && args=(--valgrind)
         echo "-- valgrind $t ${args[*]}"
         timeout 900 "${vg[@]}" "$out/$t" "${args[@]}"
         record "valgrind $t" $?

@@ -200,7 +200,7 @@ enum shardline_result shardline_producer_send(const struct shardline_producer *p
                                               void *msg_opaque);
 
 // Like `shardline_producer_send`, but waits for room for up to
-// `timeout_ms` milliseconds (forever if negative), then returns
+// `timeout_ms` milliseconds in all (forever if negative), then returns
 // `SHARDLINE_TIMEOUT`. Room is made by serving reports, so another thread
 // must be calling `shardline_producer_poll` meanwhile; from inside a
 // delivery callback this returns `SHARDLINE_CALLBACK_REENTRY`.
@@ -224,6 +224,13 @@ enum shardline_result shardline_producer_send_blocking(const struct shardline_pr
 // Returns the number served (>= 0), or a negated result code:
 // `-SHARDLINE_NULL_PARAMETER`, `-SHARDLINE_INVALID_HANDLE`,
 // `-SHARDLINE_CALLBACK_REENTRY`, `-SHARDLINE_PANIC`.
+//
+// Once `shardline_producer_free` begins on another thread, poll serves no
+// more reports (free serves them, on its own thread) and a poll waiting
+// for one, even with a negative timeout, returns at once: with the number
+// it served before free began, or else `-SHARDLINE_INVALID_HANDLE` as for
+// a freed handle. So a dedicated poller thread can loop while poll
+// returns >= 0, and be joined after free.
 int32_t shardline_producer_poll(const struct shardline_producer *producer, int32_t timeout_ms);
 
 // Sends everything buffered now and serves delivery reports (on this
@@ -231,7 +238,9 @@ int32_t shardline_producer_poll(const struct shardline_producer *producer, int32
 // `timeout_ms` (forever if negative). Returns `SHARDLINE_OK` when nothing
 // is outstanding, `SHARDLINE_TIMEOUT` otherwise (the rest are still in
 // flight and will be reported later), or `SHARDLINE_NULL_PARAMETER`,
-// `SHARDLINE_INVALID_HANDLE`, `SHARDLINE_CALLBACK_REENTRY`.
+// `SHARDLINE_INVALID_HANDLE`, `SHARDLINE_CALLBACK_REENTRY`. When
+// `shardline_producer_free` begins on another thread, flush stops serving
+// and returns `SHARDLINE_INVALID_HANDLE` (free serves the rest).
 enum shardline_result shardline_producer_flush(const struct shardline_producer *producer,
                                                int32_t timeout_ms);
 
@@ -261,6 +270,12 @@ void shardline_string_free(char *s);
 // on this thread before returning — no record is dropped silently. NULL
 // and already-freed handles are ignored; so is a call from inside a
 // delivery callback (the producer stays alive).
+//
+// `shardline_producer_poll` and `_flush` calls on other threads stop
+// serving when free begins (see them). If one of them is running a
+// delivery callback, free first waits for it to return (a callback that
+// never returns blocks free); so once free returns, no delivery callback
+// of this producer is running or will run.
 void shardline_producer_free(struct shardline_producer *producer);
 
 // A static, NUL-terminated description of `rc` (also for numbers that are

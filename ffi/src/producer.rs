@@ -8,15 +8,20 @@
 //! outstanding from `send` until its report has been served, so the buffer
 //! bound covers reports nobody has polled yet, and `flush` returning OK
 //! means every callback has run.
+//!
+//! Once `free` begins, only its thread serves: `poll` and `flush` running
+//! on other threads stop (a `poll` waiting for a report is woken), `free`
+//! waits for the callbacks they are running, then serves the rest itself.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::ffi::{CString, c_char, c_void};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
-use parking_lot::{Condvar, Mutex};
+use crossbeam_channel::{Receiver, Select, Sender};
+use parking_lot::{Condvar, Mutex, RwLock};
 use shardline::limits::{KINESIS_MAX_RECORD_BYTES, PARTITION_KEY_MAX_CHARS};
 use shardline::{DeliveryHandler, DeliveryResult, Producer, Service, UserRecord};
 use slab::Slab;
@@ -144,6 +149,14 @@ impl Outstanding {
     }
 }
 
+/// Who is serving reports: `poll` and `flush` stop once `free` has begun
+/// on another thread; `free` serves everything left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Server {
+    App,
+    Free,
+}
+
 pub(crate) struct ProducerState {
     producer: Producer,
     callback: shardline_delivery_cb,
@@ -152,6 +165,19 @@ pub(crate) struct ProducerState {
     /// A [`Reporter`], as the core takes it.
     reporter: Arc<dyn DeliveryHandler>,
     completions_rx: Receiver<Completion>,
+    /// Puts back a report a `poll` or `flush` took after `free` began, for
+    /// `free` to serve. (The channel never disconnects while the state
+    /// lives: this and `reporter` hold senders.)
+    requeue: Sender<Completion>,
+    /// Set when `free` begins: from then on only `free`'s thread serves.
+    closing: AtomicBool,
+    /// Never sends; `free` drops it, which wakes every `poll` waiting on
+    /// `closing_rx` (a disconnected channel is always ready).
+    closing_tx: Mutex<Option<Sender<()>>>,
+    closing_rx: Receiver<()>,
+    /// Held shared by `poll` and `flush` while they serve reports, so that
+    /// `free` can wait (exclusively) for the callbacks they are running.
+    serving: RwLock<()>,
     /// parking_lot's, not std's: std's `Condvar::notify_all` makes a futex
     /// system call even when nobody waits, and `release` notifies once per
     /// served report (a tenth of the C benchmark's samples were those
@@ -259,6 +285,9 @@ impl ProducerState {
     }
 
     /// Hands a record to the core; its completion is queued for serving.
+    ///
+    /// `timeout`: `None` never waits; `Some(t)` waits for room for up to
+    /// `t` (forever if `None`) in all, here and in the core together.
     fn send(
         &self,
         stream: &str,
@@ -267,11 +296,13 @@ impl ProducerState {
         timeout: Option<Option<Duration>>,
     ) -> Result<(), shardline_result> {
         let bytes = record.billed_size() + PER_RECORD_OVERHEAD;
-        let tag = match timeout {
+        // One deadline for both waits: the core's buffer also holds request
+        // bodies in flight, so it can be full when ours has just made room.
+        // A timeout too long to be an instant never ends.
+        let deadline = timeout.map(|t| t.and_then(|t| Instant::now().checked_add(t)));
+        let tag = match deadline {
             None => self.try_reserve(stream, msg_opaque, bytes),
-            Some(t) => {
-                self.reserve_blocking(stream, msg_opaque, bytes, t.map(|t| Instant::now() + t))
-            }
+            Some(d) => self.reserve_blocking(stream, msg_opaque, bytes, d),
         };
         let Some(tag) = tag else {
             return Err(if timeout.is_some() {
@@ -280,14 +311,16 @@ impl ProducerState {
                 SHARDLINE_QUEUE_FULL
             });
         };
-        let sent = match timeout {
+        let sent = match deadline {
             None => self
                 .producer
                 .try_send_with_handler(stream, record, &self.reporter, tag as u64),
-            Some(t) => self.producer.send_blocking_with_handler(
+            // What is left of the timeout; zero still takes room that is
+            // free now.
+            Some(d) => self.producer.send_blocking_with_handler(
                 stream,
                 record,
-                t,
+                d.map(|d| d.saturating_duration_since(Instant::now())),
                 &self.reporter,
                 tag as u64,
             ),
@@ -363,38 +396,85 @@ impl ProducerState {
         o.sent.get(tag).cloned()
     }
 
-    /// Serves every report queued now; returns how many.
-    fn serve_ready(&self) -> usize {
+    /// True once `free` has begun.
+    fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Serves `first` if given, then every report queued now; returns how
+    /// many. `poll` and `flush` stop once `free` has begun, and hand the
+    /// report they took back to `free`.
+    fn serve_ready(&self, first: Option<Completion>, server: Server) -> usize {
+        let Some(mut next) = first.or_else(|| self.completions_rx.try_recv().ok()) else {
+            return 0;
+        };
+        // Taken before `closing` is read, so `free` either sees this
+        // batch's callbacks and waits for them, or this batch sees
+        // `closing` and serves nothing more.
+        let _serving = (server == Server::App).then(|| self.serving.read());
         let mut served = 0;
-        while let Ok(c) = self.completions_rx.try_recv() {
-            self.serve(c);
+        loop {
+            if server == Server::App && self.closing() {
+                // The state is alive (we hold it), so is the receiver.
+                let _ = self.requeue.send(next);
+                return served;
+            }
+            self.serve(next);
             served += 1;
+            match self.completions_rx.try_recv() {
+                Ok(c) => next = c,
+                Err(_) => return served,
+            }
         }
-        served
+    }
+
+    /// Waits up to `timeout` (forever if `None`) for a report. `None` on
+    /// timeout, or once `free` has begun (which wakes the wait).
+    fn wait_for_report(&self, timeout: Option<Duration>) -> Option<Completion> {
+        if timeout == Some(Duration::ZERO) || self.closing() {
+            return None;
+        }
+        let mut select = Select::new();
+        let report = select.recv(&self.completions_rx);
+        select.recv(&self.closing_rx);
+        // A timeout too long to be an instant never ends.
+        let op = match timeout.and_then(|t| Instant::now().checked_add(t)) {
+            None => select.select(),
+            Some(deadline) => select.select_deadline(deadline).ok()?,
+        };
+        if op.index() == report {
+            op.recv(&self.completions_rx).ok()
+        } else {
+            // Disconnected: `free` has begun.
+            let _ = op.recv(&self.closing_rx);
+            None
+        }
     }
 
     /// Waits up to `timeout` for a first report, then serves all queued.
-    fn poll(&self, timeout: Option<Duration>) -> usize {
-        let first = match timeout {
-            None => self.completions_rx.recv().ok(),
-            // Timeout, or no sender left: nothing to serve either way.
-            Some(t) => self.completions_rx.recv_timeout(t).ok(),
+    /// Once `free` has begun it serves no more, and if it served nothing
+    /// returns `SHARDLINE_INVALID_HANDLE`, as for a freed handle.
+    fn poll(&self, timeout: Option<Duration>) -> Result<usize, shardline_result> {
+        let first = match self.completions_rx.try_recv() {
+            Ok(c) => Some(c),
+            Err(_) => self.wait_for_report(timeout),
         };
-        match first {
-            Some(c) => {
-                self.serve(c);
-                1 + self.serve_ready()
-            }
-            None => 0,
+        match self.serve_ready(first, Server::App) {
+            0 if self.closing() => Err(SHARDLINE_INVALID_HANDLE),
+            served => Ok(served),
         }
     }
 
     /// Sends everything now and serves reports until none is outstanding
-    /// or `deadline` passes.
-    fn flush(&self, deadline: Option<Instant>) -> Result<(), shardline_result> {
+    /// or `deadline` passes. As `Server::App`, returns
+    /// `SHARDLINE_INVALID_HANDLE` once `free` has begun.
+    fn flush(&self, deadline: Option<Instant>, server: Server) -> Result<(), shardline_result> {
         const SLICE: Duration = Duration::from_millis(10);
         loop {
-            self.serve_ready();
+            self.serve_ready(None, server);
+            if server == Server::App && self.closing() {
+                return Err(SHARDLINE_INVALID_HANDLE);
+            }
             if self.outstanding() == 0 {
                 return Ok(());
             }
@@ -414,21 +494,28 @@ impl ProducerState {
                 // The core holds nothing, so every report has been queued
                 // (a record is reported before it is released): serve the
                 // rest here.
-                self.serve(c);
+                self.serve_ready(Some(c), server);
             }
         }
     }
 
-    /// Delivers for up to `close_timeout`, fails the rest as closed, and
-    /// serves every report.
+    /// Takes over serving from other threads, delivers for up to
+    /// `close_timeout`, fails the rest as closed, and serves every report
+    /// on this thread.
     fn close(&self) {
         let deadline = Instant::now() + self.limits.close_timeout;
-        let _ = self.flush(Some(deadline));
+        self.closing.store(true, Ordering::Release);
+        // Wakes every `poll` waiting for a report.
+        drop(self.closing_tx.lock().take());
+        // Waits for the callbacks `poll` and `flush` are running on other
+        // threads; they start no more. The core delivers meanwhile.
+        drop(self.serving.write());
+        let _ = self.flush(Some(deadline), Server::Free);
         let _ = self.producer.close_blocking(Some(Duration::ZERO));
         // Every record has completed in the core now; serve what is queued.
         // A send racing with the close may still hold a reservation for a
         // moment: wait for it, but not forever.
-        let _ = self.flush(Some(Instant::now() + Duration::from_secs(5)));
+        let _ = self.flush(Some(Instant::now() + Duration::from_secs(5)), Server::Free);
     }
 }
 
@@ -483,14 +570,19 @@ pub unsafe extern "C" fn shardline_producer_new(
             shardline_result::from(&e)
         })?;
         let (completions_tx, completions_rx) = crossbeam_channel::unbounded();
-        let reporter: Arc<dyn DeliveryHandler> = Arc::new(Reporter(completions_tx));
+        let (closing_tx, closing_rx) = crossbeam_channel::bounded(0);
         let handle = PRODUCERS.insert(ProducerState {
             producer,
             callback: state.callback,
             callback_opaque: state.callback_opaque,
             limits: state.limits,
-            reporter,
+            reporter: Arc::new(Reporter(completions_tx.clone())),
             completions_rx,
+            requeue: completions_tx,
+            closing: AtomicBool::new(false),
+            closing_tx: Mutex::new(Some(closing_tx)),
+            closing_rx,
+            serving: RwLock::new(()),
             outstanding: Mutex::new(Outstanding::default()),
             room: Condvar::new(),
         });
@@ -604,7 +696,7 @@ pub unsafe extern "C" fn shardline_producer_send(
 }
 
 /// Like `shardline_producer_send`, but waits for room for up to
-/// `timeout_ms` milliseconds (forever if negative), then returns
+/// `timeout_ms` milliseconds in all (forever if negative), then returns
 /// `SHARDLINE_TIMEOUT`. Room is made by serving reports, so another thread
 /// must be calling `shardline_producer_poll` meanwhile; from inside a
 /// delivery callback this returns `SHARDLINE_CALLBACK_REENTRY`.
@@ -658,6 +750,13 @@ pub unsafe extern "C" fn shardline_producer_send_blocking(
 /// Returns the number served (>= 0), or a negated result code:
 /// `-SHARDLINE_NULL_PARAMETER`, `-SHARDLINE_INVALID_HANDLE`,
 /// `-SHARDLINE_CALLBACK_REENTRY`, `-SHARDLINE_PANIC`.
+///
+/// Once `shardline_producer_free` begins on another thread, poll serves no
+/// more reports (free serves them, on its own thread) and a poll waiting
+/// for one, even with a negative timeout, returns at once: with the number
+/// it served before free began, or else `-SHARDLINE_INVALID_HANDLE` as for
+/// a freed handle. So a dedicated poller thread can loop while poll
+/// returns >= 0, and be joined after free.
 #[unsafe(no_mangle)]
 pub extern "C" fn shardline_producer_poll(
     producer: *const shardline_producer,
@@ -673,7 +772,10 @@ pub extern "C" fn shardline_producer_poll(
         if in_callback() {
             return -(SHARDLINE_CALLBACK_REENTRY as i32);
         }
-        i32::try_from(state.poll(timeout_from_ms(timeout_ms))).unwrap_or(i32::MAX)
+        match state.poll(timeout_from_ms(timeout_ms)) {
+            Ok(served) => i32::try_from(served).unwrap_or(i32::MAX),
+            Err(rc) => -(rc as i32),
+        }
     })
 }
 
@@ -682,7 +784,9 @@ pub extern "C" fn shardline_producer_poll(
 /// `timeout_ms` (forever if negative). Returns `SHARDLINE_OK` when nothing
 /// is outstanding, `SHARDLINE_TIMEOUT` otherwise (the rest are still in
 /// flight and will be reported later), or `SHARDLINE_NULL_PARAMETER`,
-/// `SHARDLINE_INVALID_HANDLE`, `SHARDLINE_CALLBACK_REENTRY`.
+/// `SHARDLINE_INVALID_HANDLE`, `SHARDLINE_CALLBACK_REENTRY`. When
+/// `shardline_producer_free` begins on another thread, flush stops serving
+/// and returns `SHARDLINE_INVALID_HANDLE` (free serves the rest).
 #[unsafe(no_mangle)]
 pub extern "C" fn shardline_producer_flush(
     producer: *const shardline_producer,
@@ -696,7 +800,10 @@ pub extern "C" fn shardline_producer_flush(
         if in_callback() {
             return Err(SHARDLINE_CALLBACK_REENTRY);
         }
-        state.flush(timeout_from_ms(timeout_ms).map(|t| Instant::now() + t))
+        state.flush(
+            timeout_from_ms(timeout_ms).map(|t| Instant::now() + t),
+            Server::App,
+        )
     })
 }
 
@@ -753,6 +860,12 @@ pub unsafe extern "C" fn shardline_string_free(s: *mut c_char) {
 /// on this thread before returning — no record is dropped silently. NULL
 /// and already-freed handles are ignored; so is a call from inside a
 /// delivery callback (the producer stays alive).
+///
+/// `shardline_producer_poll` and `_flush` calls on other threads stop
+/// serving when free begins (see them). If one of them is running a
+/// delivery callback, free first waits for it to return (a callback that
+/// never returns blocks free); so once free returns, no delivery callback
+/// of this producer is running or will run.
 #[unsafe(no_mangle)]
 pub extern "C" fn shardline_producer_free(producer: *mut shardline_producer) {
     guard("shardline_producer_free", (), || {

@@ -3,9 +3,13 @@
 #ifndef SHARDLINE_TEST_COMMON_H
 #define SHARDLINE_TEST_COMMON_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "shardline.h"
 
@@ -83,6 +87,31 @@ static int finish(const char *name) {
     }
     printf("%s: ok\n", name);
     return 0;
+}
+
+/* Milliseconds since `since` (CLOCK_MONOTONIC). */
+static inline long elapsed_ms(struct timespec since) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since.tv_sec) * 1000 + (now.tv_nsec - since.tv_nsec) / 1000000;
+}
+
+/* A TCP listener on 127.0.0.1 that accepts connections but never answers;
+ * writes its http:// URL to `url`, returns the socket to close. */
+static inline int black_hole(char *url, size_t len) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof addr;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) || listen(fd, 64) ||
+        getsockname(fd, (struct sockaddr *)&addr, &alen)) {
+        perror("black hole");
+        exit(2);
+    }
+    snprintf(url, len, "http://127.0.0.1:%d", ntohs(addr.sin_port));
+    return fd;
 }
 
 #endif

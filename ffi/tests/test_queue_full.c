@@ -22,12 +22,6 @@ static void on_delivery(const shardline_delivery_report *r, void *opaque) {
     else c->other++;
 }
 
-static long elapsed_ms(struct timespec since) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - since.tv_sec) * 1000 + (now.tv_nsec - since.tv_nsec) / 1000000;
-}
-
 static void test_queue_full_and_recovery(const char *endpoint) {
     counts c = {0, 0, 0};
     shardline_config *conf = config_for(endpoint);
@@ -70,23 +64,6 @@ static void test_queue_full_and_recovery(const char *endpoint) {
     CHECK_RC(shardline_producer_flush(p, 30000), SHARDLINE_OK);
     CHECK(c.ok == 21 && c.other == 0);
     shardline_producer_free(p);
-}
-
-/* A TCP listener that accepts connections but never answers. */
-static int black_hole(char *url, size_t len) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof addr;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) || listen(fd, 64) ||
-        getsockname(fd, (struct sockaddr *)&addr, &alen)) {
-        perror("black hole");
-        exit(2);
-    }
-    snprintf(url, len, "http://127.0.0.1:%d", ntohs(addr.sin_port));
-    return fd;
 }
 
 static void test_flush_timeout_and_free(void) {
