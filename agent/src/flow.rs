@@ -12,18 +12,25 @@
 //! # What a completion does
 //!
 //! - delivered: the record's byte range counts as done;
-//! - rejected by the service (it can never be delivered as it is): counted
-//!   as failed, logged, and its range counts as done so one bad record does
-//!   not hold the checkpoint back forever;
+//! - rejected by the service for a reason that concerns the whole stream
+//!   (access denied, no such stream, a KMS key; `ListShards` refused the
+//!   same way): held, and sent again after [`STREAM_REFUSED_BACKOFF`];
+//!   meanwhile the flow reads nothing new, since new records would meet the
+//!   same refusal. Skipping them instead would checkpoint past every line
+//!   of every file while, say, a policy lacks `kinesis:ListShards`;
+//! - rejected by the service for any other reason (it can never be
+//!   delivered as it is): counted as failed, logged, and its range counts
+//!   as done so one bad record does not hold the checkpoint back forever;
 //! - expired (throttled or failing for longer than `record_ttl`): sent
 //!   again by the flow thread;
 //! - producer closed (the agent is stopping): left undone, so the next run
 //!   sends it again.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use shardline::{DeliveryResult, Error, FailureKind, Producer, Service, UserRecord};
@@ -36,6 +43,26 @@ use crate::tail::{SharedProgress, Splitter, Tailer};
 /// How long one blocking send waits before checking for a stop request.
 const SEND_SLICE: Duration = Duration::from_millis(200);
 
+/// How long a record the service refused for the whole stream waits
+/// before it is sent again.
+pub(crate) const STREAM_REFUSED_BACKOFF: Duration = Duration::from_secs(5);
+
+/// True when a rejection concerns the stream (or the credentials' access
+/// to it), not the record: every record would meet it, until someone
+/// fixes the policy, the stream or the key.
+fn refused_for_the_stream(code: Option<&str>) -> bool {
+    code.is_some_and(|code| {
+        matches!(
+            code,
+            "AccessDeniedException"
+                | "ResourceNotFoundException"
+                | "ResourceInUseException"
+                | "UnrecognizedClientException"
+                | "InvalidKMSResourceException"
+        ) || code.starts_with("KMS")
+    })
+}
+
 /// Counters of one flow, shown in the status line.
 #[derive(Debug, Default)]
 pub(crate) struct FlowStats {
@@ -47,8 +74,12 @@ pub(crate) struct FlowStats {
     pub(crate) failed: AtomicU64,
     /// Records dropped by `dataProcessingOptions` (LOGTOJSON non-matches).
     pub(crate) filtered: AtomicU64,
-    /// Records sent again after expiring.
+    /// Records sent again after expiring, or after the service refused
+    /// them for the whole stream.
     pub(crate) resent: AtomicU64,
+    /// Records the service refused for the whole stream (each is held and
+    /// sent again).
+    pub(crate) refused: AtomicU64,
     /// Bytes in the files not yet read.
     pub(crate) behind_bytes: AtomicU64,
     /// Files followed.
@@ -74,6 +105,8 @@ struct Resend {
     data: Bytes,
     progress: SharedProgress,
     range: (u64, u64),
+    /// Not before this (a record refused for the whole stream).
+    not_before: Option<Instant>,
 }
 
 /// The flow's thread state.
@@ -85,6 +118,9 @@ pub(crate) struct Flow {
     checkpoints: Arc<Mutex<Vec<FileCheckpoint>>>,
     resend_tx: mpsc::Sender<Resend>,
     resend_rx: mpsc::Receiver<Resend>,
+    /// Records refused for the whole stream, waiting out their backoff,
+    /// oldest first.
+    held: VecDeque<Resend>,
 }
 
 impl std::fmt::Debug for Flow {
@@ -146,6 +182,7 @@ impl Flow {
                 checkpoints,
                 resend_tx,
                 resend_rx,
+                held: VecDeque::new(),
             },
             handle,
         ))
@@ -157,8 +194,29 @@ impl Flow {
     pub(crate) fn run(mut self, stop: &AtomicBool, shutdown_timeout: Duration) {
         while !stop.load(Ordering::Relaxed) {
             while let Ok(resend) = self.resend_rx.try_recv() {
+                if resend.not_before.is_some() {
+                    self.held.push_back(resend);
+                } else {
+                    self.stats.resent.fetch_add(1, Ordering::Relaxed);
+                    self.send(resend, stop);
+                }
+            }
+            let now = Instant::now();
+            while let Some(resend) = self
+                .held
+                .pop_front_if(|r| r.not_before.is_none_or(|t| t <= now))
+            {
                 self.stats.resent.fetch_add(1, Ordering::Relaxed);
                 self.send(resend, stop);
+            }
+            if let Some(next) = self.held.front().and_then(|r| r.not_before) {
+                // The stream refuses records: read nothing new until it
+                // takes the held ones again (new records would only be
+                // refused and held too, without bound).
+                self.publish();
+                let wait = next.saturating_duration_since(Instant::now());
+                std::thread::sleep(wait.min(self.config.poll_interval));
+                continue;
             }
             self.tailer.scan();
             let records = self.tailer.read();
@@ -182,6 +240,7 @@ impl Flow {
                         data: Bytes::from(data),
                         progress: read.progress,
                         range: (start, end),
+                        not_before: None,
                     },
                     stop,
                 );
@@ -230,6 +289,7 @@ impl Flow {
             data,
             progress,
             range,
+            ..
         } = resend;
         let mut record = UserRecord::new(key.clone(), data.clone());
         loop {
@@ -251,6 +311,31 @@ impl Flow {
                                 data,
                                 progress,
                                 range,
+                                not_before: None,
+                            });
+                        }
+                        FailureKind::Rejected if refused_for_the_stream(e.code.as_deref()) => {
+                            // One warning per 1,000: every record of the
+                            // flow meets the same refusal.
+                            if stats
+                                .refused
+                                .fetch_add(1, Ordering::Relaxed)
+                                .is_multiple_of(1000)
+                            {
+                                tracing::warn!(
+                                    %flow,
+                                    "the service refused records for the whole stream; \
+                                     holding them and reading nothing new, sending again \
+                                     every {} s: {e}",
+                                    STREAM_REFUSED_BACKOFF.as_secs()
+                                );
+                            }
+                            let _ = retry.send(Resend {
+                                key,
+                                data,
+                                progress,
+                                range,
+                                not_before: Some(Instant::now() + STREAM_REFUSED_BACKOFF),
                             });
                         }
                         FailureKind::Rejected => {
