@@ -158,6 +158,11 @@ impl Flow {
             terminator: config.truncated_record_terminator.clone(),
             skip_header_lines: config.skip_header_lines,
         };
+        // Until the flow publishes its own, the checkpoint file keeps what
+        // it had: the first publish can wait behind a full producer, and
+        // an empty list saved meanwhile would make a crash then re-read
+        // every file from its start.
+        let checkpoints = Arc::new(Mutex::new(saved.clone().unwrap_or_default()));
         let tailer = Tailer::new(
             config.file_pattern.clone(),
             splitter,
@@ -165,7 +170,6 @@ impl Flow {
             saved,
         );
         let stats = Arc::new(FlowStats::default());
-        let checkpoints = Arc::new(Mutex::new(Vec::new()));
         let (resend_tx, resend_rx) = mpsc::channel();
         let handle = FlowHandle {
             id: config.id.clone(),
@@ -282,8 +286,10 @@ impl Flow {
         }
     }
 
-    /// Queues one record, blocking while the producer is full.
-    fn send(&self, resend: Resend, stop: &AtomicBool) {
+    /// Queues one record, blocking while the producer is full (and
+    /// publishing the checkpoints meanwhile: what was acknowledged while
+    /// a batch waits is saved, not only after the batch).
+    fn send(&mut self, resend: Resend, stop: &AtomicBool) {
         let Resend {
             key,
             data,
@@ -359,6 +365,7 @@ impl Flow {
                 Err(refused) => match refused.error {
                     Error::Timeout(_) if !stop.load(Ordering::Relaxed) => {
                         record = refused.record;
+                        self.publish();
                     }
                     e if e.is_validation() => {
                         self.stats.failed.fetch_add(1, Ordering::Relaxed);

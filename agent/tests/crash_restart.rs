@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use shardline_emulator::{Emulator, EmulatorConfig};
+use shardline_emulator::{Emulator, EmulatorConfig, Faults, Stall};
 
 /// Fixed-width lines, so a checkpoint offset tells which lines it covers.
 fn line(i: usize) -> String {
@@ -108,4 +108,86 @@ fn counts_owned(lines: &[String]) -> std::collections::HashMap<String, usize> {
         *m.entry(l.clone()).or_default() += 1;
     }
     m
+}
+
+/// A restart with a backlog larger than the producer's buffer, against a
+/// stream that does not answer: the flow's first batch blocks at once. The
+/// checkpoint file must keep what the last run saved meanwhile, so a crash
+/// then does not send everything again.
+#[test]
+fn a_restart_blocked_at_once_keeps_the_checkpoint() {
+    let emulator = Emulator::start_in_background(
+        EmulatorConfig::default()
+            .with_stream("s", 1)
+            .without_limits(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let first: Vec<String> = (0..100).map(line).collect();
+    append(&log, first.clone());
+    let setup = Setup::new(
+        &emulator,
+        &format!(
+            r#"[{{"filePattern": "{}", "kinesisStream": "s", "initialPosition": "START_OF_FILE",
+                 "maxBufferAgeMillis": 50,
+                 "shardline.producer": {{"max_buffered_bytes": 16384}}}}]"#,
+            log.display()
+        ),
+    );
+    let saved_offset = || -> Option<u64> {
+        let checkpoint: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(setup.path("checkpoints")).ok()?).ok()?;
+        checkpoint["flows"].as_object()?.values().next()?[0]["offset"].as_u64()
+    };
+    let agent = setup.start_agent(0);
+    let done = wait_until(Duration::from_secs(20), || {
+        saved_offset() == Some(first.len() as u64 * LINE_BYTES)
+    });
+    stop(agent);
+    assert!(
+        done,
+        "the first lines were not checkpointed\n{}",
+        setup.agent_log(0)
+    );
+
+    let backlog: Vec<String> = (100..5000).map(line).collect();
+    append(&log, backlog.clone());
+    emulator.set_faults(Faults {
+        stall: Some(Stall::UntilCleared),
+        ..Faults::default()
+    });
+    let mut agent = setup.start_agent(1);
+    // Checkpoints are saved every 100 ms; the flow is blocked all along.
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = saved_offset();
+    agent.kill().unwrap(); // SIGKILL
+    agent.wait().unwrap();
+    emulator.set_faults(Faults::default());
+    assert_eq!(
+        during,
+        Some(first.len() as u64 * LINE_BYTES),
+        "the blocked run lost the checkpoint\n{}",
+        setup.agent_log(1)
+    );
+
+    let agent = setup.start_agent(2);
+    let expected: Vec<String> = first.into_iter().chain(backlog).collect();
+    let arrived = wait_until(Duration::from_secs(30), || {
+        stream_lines(&emulator, "s").len() >= expected.len()
+    });
+    stop(agent);
+    let log_text = format!(
+        "{}\n--- restart ---\n{}",
+        setup.agent_log(1),
+        setup.agent_log(2)
+    );
+    assert!(arrived, "lines missing after the restart\n{log_text}");
+    // Nothing was stored while the endpoint stalled: once each.
+    assert_exactly_once(
+        &stream_lines(&emulator, "s"),
+        &expected,
+        "kinesis",
+        &log_text,
+    );
 }
