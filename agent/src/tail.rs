@@ -51,6 +51,12 @@ use crate::config::InitialPosition;
 /// Most bytes read from one file per pass: bounds memory per file.
 const READ_CHUNK: u64 = 4 * 1024 * 1024;
 
+/// Most bytes read from all files together per pass. What a pass reads is
+/// held as records until the flow has queued them, outside the producer's
+/// buffer, so without it hundreds of files that are behind would hold
+/// 4 MiB each at once.
+const READ_BUDGET: u64 = 16 * 1024 * 1024;
+
 /// How long a truncated file's old state waits for its copy to show up,
 /// and the longest a possible copy still being written is left unread.
 const GHOST_TTL: Duration = Duration::from_secs(10);
@@ -442,6 +448,9 @@ pub(crate) struct Tailer {
     /// No checkpoint existed for this flow: `initialPosition` applies.
     first_run: bool,
     scanned: bool,
+    /// The file the next `read` starts with: files take turns at the
+    /// budget, so the first ones cannot starve the others.
+    next_read: usize,
 }
 
 impl Tailer {
@@ -463,6 +472,7 @@ impl Tailer {
             first_run: saved.is_none(),
             saved: saved.unwrap_or_default(),
             scanned: false,
+            next_read: 0,
         }
     }
 
@@ -718,16 +728,26 @@ impl Tailer {
         Ok(())
     }
 
-    /// Reads what was appended to every file and cuts it into records.
-    /// Returns them in file order; an empty result means nothing new.
+    /// Reads what was appended to the files, up to [`READ_BUDGET`] bytes in
+    /// all (each file's records in order, the files taking turns to go
+    /// first), and cuts it into records; an empty result means nothing
+    /// new.
     pub(crate) fn read(&mut self) -> Vec<ReadRecord> {
         let now = Instant::now();
         let mut out = Vec::new();
-        for file in &mut self.files {
+        let mut budget = READ_BUDGET;
+        let count = self.files.len();
+        let first = self.next_read % count.max(1);
+        self.next_read = first + 1;
+        for turn in 0..count {
+            if budget == 0 {
+                break;
+            }
+            let file = &mut self.files[(first + turn) % count];
             if file.consumed >= file.size {
                 continue;
             }
-            let len = (file.size - file.consumed).min(READ_CHUNK);
+            let len = (file.size - file.consumed).min(READ_CHUNK).min(budget);
             let mut chunk = vec![0; len as usize];
             let n = match read_fully_at(&file.file, &mut chunk, file.consumed) {
                 Ok(n) => n,
@@ -755,6 +775,7 @@ impl Tailer {
                     .split(&chunk, file.consumed, &mut file.split, flush_partial_line)
             };
             file.consumed += used as u64;
+            budget = budget.saturating_sub(n as u64);
             remember_tail(&mut file.read_tail, &chunk[..used]);
             out.extend(records.into_iter().map(|record| ReadRecord {
                 progress: file.progress.clone(),
@@ -918,6 +939,36 @@ mod tests {
         let mut splitter = splitter(None);
         splitter.max_record = 100;
         Tailer::new(pattern.to_owned(), splitter, position, saved)
+    }
+
+    /// Six files of about 4 MiB each: one read takes at most the budget,
+    /// the files behind take their turn next, and every line is read once.
+    #[test]
+    fn a_read_takes_at_most_its_budget_and_files_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = format!("{}\n", "x".repeat(99));
+        let per_file = (READ_CHUNK / 100) as usize;
+        for i in 0..6 {
+            std::fs::write(dir.path().join(format!("{i}.log")), line.repeat(per_file)).unwrap();
+        }
+        let mut tailer = tailer(
+            &format!("{}/*.log", dir.path().display()),
+            InitialPosition::StartOfFile,
+            None,
+        );
+        tailer.scan();
+        let mut reads = Vec::new();
+        loop {
+            let records = tailer.read();
+            if records.is_empty() {
+                break;
+            }
+            let bytes: u64 = records.iter().map(|r| r.record.end - r.record.start).sum();
+            assert!(bytes <= READ_BUDGET, "{bytes} bytes in one read");
+            reads.push(records.len());
+        }
+        assert_eq!(reads.iter().sum::<usize>(), 6 * per_file);
+        assert!(reads.len() >= 2, "{reads:?}");
     }
 
     /// Marks `records` delivered.
