@@ -451,6 +451,9 @@ pub(crate) struct Tailer {
     /// The file the next `read` starts with: files take turns at the
     /// budget, so the first ones cannot starve the others.
     next_read: usize,
+    /// Paths whose problem (a file or directory that cannot be read) was
+    /// logged and persists: scans run every poll, and one warning is enough.
+    warned: std::collections::HashSet<PathBuf>,
 }
 
 impl Tailer {
@@ -473,6 +476,13 @@ impl Tailer {
             saved: saved.unwrap_or_default(),
             scanned: false,
             next_read: 0,
+            warned: std::collections::HashSet::new(),
+        }
+    }
+
+    fn warn_once(&mut self, path: &Path, problem: &str) {
+        if self.warned.insert(path.to_owned()) {
+            tracing::warn!(path = %path.display(), "{problem} (retried every poll; logged again only if it recurs after being solved)");
         }
     }
 
@@ -483,11 +493,23 @@ impl Tailer {
         self.ghosts.retain(|g| g.expires > now);
 
         let mut found = Vec::new();
+        let mut problems = std::collections::HashSet::new();
         if let Ok(paths) = glob::glob(&self.pattern) {
-            for path in paths.flatten() {
-                match std::fs::metadata(&path) {
-                    Ok(meta) if meta.is_file() => found.push((path, meta)),
-                    _ => {}
+            for entry in paths {
+                match entry {
+                    Ok(path) => match std::fs::metadata(&path) {
+                        Ok(meta) if meta.is_file() => found.push((path, meta)),
+                        _ => {}
+                    },
+                    // A directory the agent may not read, say.
+                    Err(e) => {
+                        let path = e.path().to_owned();
+                        self.warn_once(
+                            &path,
+                            &format!("cannot look for files in it: {}", e.error()),
+                        );
+                        problems.insert(path);
+                    }
                 }
             }
         }
@@ -517,19 +539,24 @@ impl Tailer {
         // that checkpoint, and a copy made while we were down is matched
         // against its original.
         if !self.scanned {
-            new.retain(|path| match self.resume_own_checkpoint(path) {
-                Ok(resumed) => !resumed,
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), "cannot open file: {e}");
-                    true
-                }
+            // A file that cannot be opened is tried again below (and
+            // reported there).
+            new.retain(|path| {
+                self.resume_own_checkpoint(path)
+                    .map_or(true, |resumed| !resumed)
             });
         }
         for path in new {
-            if let Err(e) = self.start_following(path.clone()) {
-                tracing::warn!(path = %path.display(), "cannot open file: {e}");
+            match self.start_following(path.clone()) {
+                Ok(()) => {}
+                Err(e) => {
+                    self.warn_once(&path, &format!("cannot open file: {e}"));
+                    problems.insert(path);
+                }
             }
         }
+        // Reported again if the problem comes back after it was solved.
+        self.warned.retain(|path| problems.contains(path));
 
         // Copies were matched above against the state before truncation;
         // now reset truncated files.
