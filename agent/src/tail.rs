@@ -598,9 +598,16 @@ impl Tailer {
             }
         }
 
-        // A file that left the glob is done once read to its end and quiet.
+        // A file that left the glob is done once read to its end, quiet,
+        // and every record read from it is acknowledged (until then its
+        // records may still expire and be sent again, and its checkpoint
+        // entry is kept).
         self.files.retain(|f| {
-            let done = !f.in_glob && f.consumed >= f.size && now - f.last_change >= QUIET_FLUSH;
+            let acknowledged = f.progress.lock().is_ok_and(|p| p.acked() >= f.consumed);
+            let done = !f.in_glob
+                && f.consumed >= f.size
+                && now - f.last_change >= QUIET_FLUSH
+                && acknowledged;
             if done {
                 tracing::debug!(path = %f.path.display(), "finished with a file that left the pattern");
             }
@@ -996,6 +1003,31 @@ mod tests {
         }
         assert_eq!(reads.iter().sum::<usize>(), 6 * per_file);
         assert!(reads.len() >= 2, "{reads:?}");
+    }
+
+    /// A file that left the pattern stays followed (and in the checkpoint
+    /// entries) until what was read from it is acknowledged.
+    #[test]
+    fn a_file_that_left_the_pattern_is_kept_until_its_records_are_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        std::fs::write(&log, "one\ntwo\n").unwrap();
+        let mut tailer = tailer(
+            &format!("{}", log.display()),
+            InitialPosition::StartOfFile,
+            None,
+        );
+        tailer.scan();
+        let records = tailer.read();
+        assert_eq!(records.len(), 2);
+        std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+        std::thread::sleep(QUIET_FLUSH + Duration::from_millis(100));
+        tailer.scan();
+        assert_eq!(tailer.file_count(), 1, "dropped with records in flight");
+        assert_eq!(tailer.checkpoints().len(), 1);
+        deliver(records);
+        tailer.scan();
+        assert_eq!(tailer.file_count(), 0);
     }
 
     /// Marks `records` delivered.
